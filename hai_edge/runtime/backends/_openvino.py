@@ -1,0 +1,71 @@
+"""OpenVINO engine: f32 inference precision (the CPU default may be bf16), latency hint.
+
+OpenVINO's telemetry is opt-in and lives in its Python tools (convert_model), not in the runtime
+``Core`` used here; hai-edge never opts in (see docs/privacy in README).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...errors import BackendError
+from ._onnxruntime import _first_line
+
+__all__ = ["OpenVinoBackend", "open_openvino"]
+
+
+class OpenVinoBackend:
+    name = "openvino"
+
+    def __init__(self, path: Path, threads: int | None = None) -> None:
+        import openvino as ov
+
+        core = ov.Core()
+        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = int(threads)
+        try:
+            model = core.read_model(str(path))
+            self._compiled: Any = core.compile_model(model, "CPU", config)
+        except Exception as exc:
+            raise BackendError(f"OpenVINO could not load {path.name}: {_first_line(exc)}") from None
+        self._request = self._compiled.create_infer_request()
+        self._inputs = {p.get_any_name(): p for p in self._compiled.inputs}
+        self._outputs = [(p.get_any_name(), p) for p in self._compiled.outputs]
+        self._batch_fixed = {
+            name: (p.get_partial_shape().rank.get_length() > 0
+                   and p.get_partial_shape()[0].is_static
+                   and p.get_partial_shape()[0].get_length() == 1)
+            for name, p in self._inputs.items()
+        }
+
+    def _run_once(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        res = self._request.infer({self._inputs[k]: np.ascontiguousarray(v) for k, v in inputs.items()})
+        return {name: np.array(res[port]) for name, port in self._outputs}
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        unknown = set(inputs) - set(self._inputs)
+        if unknown:
+            raise BackendError(f"OpenVINO model has no input(s) {sorted(unknown)}")
+        batch = max((len(v) for v in inputs.values() if np.ndim(v) > 0), default=1)
+        try:
+            if batch > 1 and any(self._batch_fixed.get(k) for k in inputs):
+                outs = [self._run_once({k: v[i : i + 1] for k, v in inputs.items()}) for i in range(batch)]
+                return {n: np.concatenate([o[n] for o in outs]) for n, _ in self._outputs}
+            return self._run_once(inputs)
+        except BackendError:
+            raise
+        except Exception as exc:
+            raise BackendError(f"OpenVINO failed to run the model: {_first_line(exc)}") from None
+
+    def close(self) -> None:
+        self._request = None
+        self._compiled = None
+
+
+def open_openvino(path: Path, entry: object, threads: int | None) -> OpenVinoBackend:
+    return OpenVinoBackend(path, threads)

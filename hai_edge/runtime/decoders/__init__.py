@@ -1,0 +1,35 @@
+"""Media decoders: files or uploaded bytes -> raw samples/pixels, every bad input an InputError.
+
+Audio (soundfile) gives float32 ``[n_frames, channels]`` at the file's own rate; photos (Pillow)
+give pixels as stored plus the EXIF orientation still to apply; DICOM (pydicom) gives one uint8
+grey/RGB image per frame. Resampling, rotation, colour conversion and the "too short/too small"
+checks belong to the front ends. soundfile, Pillow and pydicom are imported only when used.
+"""
+
+from __future__ import annotations
+
+from ._audio import DecodedAudio, decode_audio, decode_audio_bytes
+from ._dicom import (
+    decode_dicom,
+    decode_dicom_bytes,
+    is_dicom,
+    is_dicom_bytes,
+    load_images,
+    load_images_bytes,
+)
+from ._image import DecodedImage, decode_image, decode_image_bytes
+
+__all__ = [
+    "DecodedAudio",
+    "DecodedImage",
+    "decode_audio",
+    "decode_audio_bytes",
+    "decode_dicom",
+    "decode_dicom_bytes",
+    "decode_image",
+    "decode_image_bytes",
+    "is_dicom",
+    "is_dicom_bytes",
+    "load_images",
+    "load_images_bytes",
+]

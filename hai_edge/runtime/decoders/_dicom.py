@@ -1,0 +1,453 @@
+"""DICOM decoding with pydicom 3 (VL Photographic, secondary capture and other 2-D images).
+
+Every frame becomes one :class:`DecodedImage` of uint8 pixels: RGB for colour data (YBR_FULL and
+YBR_FULL_422 converted, compressed or not; PALETTE COLOR looked up), grey for MONOCHROME1/2
+(MONOCHROME1 inverted; more than 8 stored bits mapped to 8 through the window centre/width when
+present, else through the full stored range).
+
+Privacy: DICOM headers carry patient data. Error messages here are fixed texts that only ever
+include technical values (rows, columns, frames, the transfer syntax name and the photometric
+interpretation); pydicom's own exception texts and warnings are never passed on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import re
+import threading
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from ...errors import InputError, MissingDependencyError
+from ._image import (
+    DecodedImage,
+    check_input_file,
+    check_limits,
+    decode_image,
+    decode_image_bytes,
+    megapixels,
+    open_input_file,
+    source_name,
+)
+
+__all__ = [
+    "decode_dicom",
+    "decode_dicom_bytes",
+    "is_dicom",
+    "is_dicom_bytes",
+    "load_images",
+    "load_images_bytes",
+]
+
+_DICOM_SUFFIXES = (".dcm", ".dicom")
+_CORRUPT = (
+    "DICOM pixel data is corrupt or its length does not match "
+    "Rows x Columns x SamplesPerPixel x frames"
+)
+_MONO = ("MONOCHROME1", "MONOCHROME2")
+_YBR = ("YBR_FULL", "YBR_FULL_422")
+# what the decoders may hand over; YBR_ICT/YBR_RCT (JPEG 2000) come back from them as RGB
+_SUPPORTED_PI = (*_MONO, *_YBR, "RGB", "PALETTE COLOR", "YBR_ICT", "YBR_RCT")
+
+
+def is_dicom(path: str | os.PathLike) -> bool:
+    """True for a ``.dcm``/``.dicom`` name or a file with ``DICM`` at byte 128."""
+    try:
+        p = Path(path)
+        if p.suffix.lower() in _DICOM_SUFFIXES:
+            return True
+        with open(p, "rb") as f:
+            f.seek(128)
+            return f.read(4) == b"DICM"
+    except (OSError, TypeError, ValueError):
+        return False
+
+
+def is_dicom_bytes(data: bytes) -> bool:
+    return isinstance(data, (bytes, bytearray, memoryview)) and bytes(data[128:132]) == b"DICM"
+
+
+def load_images(
+    path: str | os.PathLike,
+    *,
+    max_pixels: int = 100_000_000,
+    min_side: int = 1,
+    draft_min_side: int | None = None,
+    source: str | None = None,
+) -> list[DecodedImage]:
+    """All images in a file: one per DICOM frame, else the single decoded photo."""
+    if is_dicom(path):
+        return decode_dicom(path, max_pixels=max_pixels, min_side=min_side, source=source)
+    return [
+        decode_image(
+            path,
+            max_pixels=max_pixels,
+            min_side=min_side,
+            draft_min_side=draft_min_side,
+            source=source,
+        )
+    ]
+
+
+def load_images_bytes(
+    data: bytes,
+    source: str,
+    *,
+    max_pixels: int = 100_000_000,
+    min_side: int = 1,
+    draft_min_side: int | None = None,
+) -> list[DecodedImage]:
+    """:func:`load_images` for an in-memory file; DICOM is recognised by content or name."""
+    if is_dicom_bytes(data) or str(source).lower().endswith(_DICOM_SUFFIXES):
+        return decode_dicom_bytes(data, source, max_pixels=max_pixels, min_side=min_side)
+    return [
+        decode_image_bytes(
+            data, source, max_pixels=max_pixels, min_side=min_side, draft_min_side=draft_min_side
+        )
+    ]
+
+
+def decode_dicom(
+    path: str | os.PathLike,
+    *,
+    max_pixels: int = 100_000_000,
+    min_side: int = 1,
+    source: str | None = None,
+) -> list[DecodedImage]:
+    """Decode every frame of a DICOM file (``frame`` is set only for multi-frame files)."""
+    src = source_name(path, source)
+    check_input_file(path, src)
+    with open_input_file(path, src) as fp:
+        return _decode(fp, src, max_pixels, min_side)
+
+
+def decode_dicom_bytes(
+    data: bytes, source: str, *, max_pixels: int = 100_000_000, min_side: int = 1
+) -> list[DecodedImage]:
+    src = str(source)
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise InputError(src, f"expected bytes, got {type(data).__name__}")
+    if len(data) == 0:
+        raise InputError(src, "empty file (0 bytes)")
+    return _decode(io.BytesIO(bytes(data)), src, max_pixels, min_side)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _import_pydicom() -> Any:
+    try:
+        import pydicom
+        import pydicom.pixels  # noqa: F401
+    except ImportError:
+        raise MissingDependencyError("DICOM decoding", "dicom", "pydicom") from None
+    return pydicom
+
+
+def _decode(fp: BinaryIO, src: str, max_pixels: int, min_side: int) -> list[DecodedImage]:
+    pydicom = _import_pydicom()
+    with _quiet_pydicom(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warnings may quote header values
+        ds = _read_dataset(pydicom, fp, src)
+        geo = _geometry(ds, src)
+        check_limits(src, geo["cols"], geo["rows"], max_pixels, min_side, what="DICOM image")
+        total = geo["rows"] * geo["cols"] * geo["frames"]
+        if total > max_pixels:
+            raise InputError(
+                src,
+                f"DICOM image has {geo['frames']} frames of {geo['cols']}x{geo['rows']} pixels "
+                f"({megapixels(total)} in all); the limit is {megapixels(max_pixels)}",
+            )
+        ts = _transfer_syntax(pydicom, ds, src)
+        decoder = _decoder_for(ts, src)
+        if not ts.is_encapsulated:
+            _check_native_length(ds, src)
+        try:
+            arr, meta = decoder.as_array(ds, as_rgb=True)
+        except MemoryError:
+            raise InputError(src, "not enough memory to decode the DICOM pixel data") from None
+        except Exception:  # pydicom/plugin texts may carry header values: never pass them on
+            raise InputError(src, _CORRUPT) from None
+        arr = np.asarray(arr)
+        frames = geo["frames"]
+        spp = geo["spp"]
+        expected = (frames, geo["rows"], geo["cols"]) + ((spp,) if spp > 1 else ())
+        if frames == 1 and arr.ndim == len(expected) - 1:
+            arr = arr[np.newaxis]
+        if tuple(arr.shape) != expected:
+            raise InputError(src, _CORRUPT)
+        pi = str(meta.get("photometric_interpretation", geo["pi"]) or geo["pi"]).strip().upper()
+        out = _to_uint8(pydicom, ds, arr, pi, geo, src)
+    return [
+        DecodedImage(
+            pixels=np.ascontiguousarray(out[i]),
+            orientation=1,
+            source=src,
+            frame=i if frames > 1 else None,
+        )
+        for i in range(frames)
+    ]
+
+
+class _DropThisThread(logging.Filter):
+    """Drops the records logged by one thread (the one decoding), lets other threads' through."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ident = threading.get_ident()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.thread != self.ident
+
+
+@contextlib.contextmanager
+def _quiet_pydicom() -> Iterator[None]:
+    """Silence pydicom's loggers for this thread: its records can quote header values (PHI)
+    and carry tracebacks of failed plugin attempts, which must never reach the user's logs."""
+    drop = _DropThisThread()
+    loggers = [
+        lg
+        for name, lg in list(logging.Logger.manager.loggerDict.items())
+        if isinstance(lg, logging.Logger) and (name == "pydicom" or name.startswith("pydicom."))
+    ]
+    for lg in loggers:
+        lg.addFilter(drop)
+    try:
+        yield
+    finally:
+        for lg in loggers:
+            lg.removeFilter(drop)
+
+
+def _read_dataset(pydicom: Any, fp: BinaryIO, src: str) -> Any:
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        return pydicom.dcmread(fp, force=False)
+    except InvalidDicomError:
+        raise InputError(src, "not a DICOM file (no 'DICM' marker at byte 128)") from None
+    except MemoryError:
+        raise InputError(src, "not enough memory to read the DICOM file") from None
+    except Exception:
+        raise InputError(src, "DICOM file is corrupt or truncated (cannot parse its header)") from None
+
+
+def _int(ds: Any, keyword: str, default: int | None, src: str) -> int:
+    try:
+        value = ds.get(keyword, None)
+        if value is None or value == "":
+            if default is None:
+                raise InputError(src, f"DICOM image lacks the {keyword} attribute")
+            return default
+        return int(value)
+    except InputError:
+        raise
+    except Exception:
+        raise InputError(src, f"DICOM image has an invalid {keyword} attribute") from None
+
+
+def _safe_name(text: str) -> str:
+    """A technical code (photometric interpretation) or a placeholder: never free text."""
+    return text if re.fullmatch(r"[A-Z0-9_ ]{1,16}", text) else "(invalid value)"
+
+
+def _geometry(ds: Any, src: str) -> dict[str, Any]:
+    if "PixelData" not in ds:
+        if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
+            raise InputError(src, "DICOM float pixel data is not supported")
+        raise InputError(src, "DICOM file has no pixel data")
+    rows = _int(ds, "Rows", None, src)
+    cols = _int(ds, "Columns", None, src)
+    spp = _int(ds, "SamplesPerPixel", 1, src)
+    bits_alloc = _int(ds, "BitsAllocated", None, src)
+    bits_stored = _int(ds, "BitsStored", bits_alloc, src)
+    signed = _int(ds, "PixelRepresentation", 0, src) == 1
+    frames = max(_int(ds, "NumberOfFrames", 1, src), 1)
+    try:
+        pi = str(ds.get("PhotometricInterpretation", "") or "").strip().upper()
+    except Exception:
+        pi = ""
+    if not pi:
+        raise InputError(src, "DICOM image lacks the PhotometricInterpretation attribute")
+    if pi not in _SUPPORTED_PI:
+        raise InputError(src, f"unsupported DICOM photometric interpretation: {_safe_name(pi)}")
+    if spp not in (1, 3):
+        raise InputError(src, f"DICOM image has an unsupported SamplesPerPixel ({spp})")
+    if bits_alloc not in (1, 8, 16, 32) or not 1 <= bits_stored <= bits_alloc:
+        raise InputError(src, "DICOM image has unsupported BitsAllocated/BitsStored values")
+    return {
+        "rows": rows,
+        "cols": cols,
+        "spp": spp,
+        "bits_alloc": bits_alloc,
+        "bits_stored": bits_stored,
+        "signed": signed,
+        "frames": frames,
+        "pi": pi,
+    }
+
+
+def _transfer_syntax(pydicom: Any, ds: Any, src: str) -> Any:
+    from pydicom import uid
+
+    meta = getattr(ds, "file_meta", None)
+    ts = getattr(meta, "TransferSyntaxUID", None) if meta is not None else None
+    if not ts:
+        implicit, little = getattr(ds, "original_encoding", (None, None))
+        if implicit is None:
+            raise InputError(src, "DICOM file has no transfer syntax")
+        ts = (
+            uid.ImplicitVRLittleEndian
+            if implicit
+            else (uid.ExplicitVRLittleEndian if little else uid.ExplicitVRBigEndian)
+        )
+        ds.file_meta.TransferSyntaxUID = ts
+    ts = uid.UID(str(ts))
+    if not re.fullmatch(r"[0-9.]{1,64}", str(ts)):
+        raise InputError(src, "DICOM file has an invalid transfer syntax UID")
+    return ts
+
+
+def _ts_name(ts: Any) -> str:
+    name = str(getattr(ts, "name", "") or str(ts))
+    return name if re.fullmatch(r"[A-Za-z0-9 .,:()\[\]_/-]{1,120}", name) else str(ts)
+
+
+def _decoder_for(ts: Any, src: str) -> Any:
+    from pydicom.pixels import get_decoder
+
+    try:
+        decoder = get_decoder(ts)
+    except (NotImplementedError, ValueError, KeyError):
+        raise InputError(src, f"unsupported DICOM transfer syntax: {_ts_name(ts)}") from None
+    if not decoder.is_available:
+        name = _ts_name(ts)
+        if "JPEG-LS" in name:
+            package = "pyjpegls"
+        elif "2000" in name or "HTJ2K" in name:
+            package = "pylibjpeg-openjpeg"
+        elif "RLE" in name:
+            package = "pylibjpeg-rle"
+        else:
+            package = "pylibjpeg"
+        raise MissingDependencyError(f"decoding DICOM {name}", "dicom", package)
+    return decoder
+
+
+def _check_native_length(ds: Any, src: str) -> None:
+    from pydicom.pixels.utils import get_expected_length
+
+    try:
+        expected = int(get_expected_length(ds, "bytes"))
+        held = len(ds.PixelData)
+    except Exception:
+        raise InputError(src, _CORRUPT) from None
+    if held < expected:
+        raise InputError(src, _CORRUPT)
+
+
+# ---------------------------------------------------------------------------------------------
+# pixel value mapping to uint8
+
+
+def _to_uint8(
+    pydicom: Any, ds: Any, arr: np.ndarray, pi: str, geo: dict[str, Any], src: str
+) -> np.ndarray:
+    spp = geo["spp"]
+    if pi in _MONO:
+        if spp != 1:
+            raise InputError(src, f"DICOM {pi} image must have 1 sample per pixel")
+        out = _mono_to_uint8(ds, arr, geo)
+        return 255 - out if pi == "MONOCHROME1" else out
+    if pi in _YBR:  # the decoder left YCbCr (should not happen with as_rgb=True)
+        if spp != 3:
+            raise InputError(src, f"DICOM {pi} image must have 3 samples per pixel")
+        from pydicom.pixels import convert_color_space
+
+        try:
+            arr = convert_color_space(arr, "YBR_FULL", "RGB")
+        except Exception:
+            raise InputError(src, _CORRUPT) from None
+        pi = "RGB"
+    if pi == "RGB":
+        if spp != 3:
+            raise InputError(src, "DICOM RGB image must have 3 samples per pixel")
+        return _scale_unsigned(arr, geo["bits_stored"])
+    if pi == "PALETTE COLOR":
+        return _palette_to_rgb(ds, arr, src)
+    raise InputError(
+        src, f"unsupported DICOM photometric interpretation: {_safe_name(pi)}"
+    )
+
+
+def _scale_unsigned(arr: np.ndarray, bits_stored: int) -> np.ndarray:
+    if arr.dtype == np.uint8 and bits_stored >= 8:
+        return arr
+    hi = float((1 << bits_stored) - 1)
+    a = np.clip(arr.astype(np.float64), 0, hi)
+    return np.rint(a * (255.0 / hi)).astype(np.uint8)
+
+
+def _first_float(value: Any) -> float | None:
+    try:
+        if value is None or value == "":
+            return None
+        if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+            value = value[0]
+        out = float(value)
+    except Exception:
+        return None
+    return out if np.isfinite(out) else None
+
+
+def _mono_to_uint8(ds: Any, arr: np.ndarray, geo: dict[str, Any]) -> np.ndarray:
+    bits, signed = geo["bits_stored"], geo["signed"]
+    if not signed and bits <= 8:  # 8 bits as stored; fewer (1-bit masks too) stretched to 0..255
+        return _scale_unsigned(arr, bits)
+    a = arr.astype(np.float64)
+    if bits <= 8:  # signed 8-bit: shift to 0..255
+        return np.clip(a + 128.0, 0, 255).astype(np.uint8)
+    center = _first_float(ds.get("WindowCenter", None))
+    width = _first_float(ds.get("WindowWidth", None))
+    if center is not None and width is not None and width >= 1:
+        slope = _first_float(ds.get("RescaleSlope", None))
+        intercept = _first_float(ds.get("RescaleIntercept", None))
+        v = a * (1.0 if slope is None else slope) + (0.0 if intercept is None else intercept)
+        if width == 1:  # DICOM PS3.3 C.11.2.1.2.1: a step at the centre
+            y = np.where(v > center - 0.5, 1.0, 0.0)
+        else:
+            y = (v - (center - 0.5)) / (width - 1.0) + 0.5
+        return np.rint(np.clip(y, 0.0, 1.0) * 255.0).astype(np.uint8)
+    lo, hi = (-(2.0 ** (bits - 1)), 2.0 ** (bits - 1) - 1) if signed else (0.0, 2.0**bits - 1)
+    y = (np.clip(a, lo, hi) - lo) * (255.0 / (hi - lo))
+    return np.rint(y).astype(np.uint8)
+
+
+def _palette_to_rgb(ds: Any, arr: np.ndarray, src: str) -> np.ndarray:
+    from pydicom.pixels import apply_color_lut
+
+    try:
+        rgb = np.asarray(apply_color_lut(arr, ds))
+    except Exception:
+        raise InputError(
+            src, "DICOM palette colour lookup table is missing or invalid"
+        ) from None
+    if rgb.dtype == np.uint8:
+        return rgb
+    if rgb.size and int(rgb.max()) <= 255 and _lut_bits(ds) == 8:
+        return rgb.astype(np.uint8)
+    return np.rint(np.clip(rgb.astype(np.float64), 0, 65535) / 257.0).astype(np.uint8)
+
+
+def _lut_bits(ds: Any) -> int:
+    try:
+        return int(ds.RedPaletteColorLookupTableDescriptor[2])
+    except Exception:
+        return 16

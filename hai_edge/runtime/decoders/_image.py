@@ -1,0 +1,358 @@
+"""Photo decoding with Pillow: raw pixels as stored plus the EXIF orientation.
+
+Nothing here rotates or colour-manages an ordinary photo: the image front end applies
+``orientation`` and converts to RGB. Only modes numpy cannot represent usefully are mapped
+(palette -> RGB/RGBA, CMYK/YCbCr -> RGB, 1-bit -> 0/255, 32-bit int/float -> uint8).
+
+The decompression-bomb limit is checked from the header (``Image.open`` is lazy) before any
+pixel is decoded. Pillow's own global limit (``Image.MAX_IMAGE_PIXELS``) is neither relied on nor
+changed: its warning is silenced locally, and when its error fires first the header is re-read
+without it so that our ``max_pixels`` is the only limit that applies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import math
+import os
+import re
+import struct
+import warnings
+import zlib
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from ...errors import InputError, MissingDependencyError
+
+__all__ = [
+    "DecodedImage",
+    "decode_image",
+    "decode_image_bytes",
+]
+
+_EXIF_ORIENTATION = 0x0112
+_JPEG_FORMATS = ("JPEG", "MPO")
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class DecodedImage:
+    """Pixels exactly as stored (``uint8``/``uint16``, ``[H, W]`` or ``[H, W, C]``, C in 1..4).
+
+    ``orientation`` is the EXIF orientation (1..8; 1 when absent or invalid) still to be applied;
+    ``frame`` is the frame index within a multi-frame DICOM file, else ``None``.
+    """
+
+    pixels: np.ndarray
+    orientation: int
+    source: str
+    frame: int | None = None
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[1])
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.pixels.ndim == 2 else int(self.pixels.shape[2])
+
+    def __repr__(self) -> str:  # never dumps pixel values
+        return (
+            f"DecodedImage(source={self.source!r}, shape={tuple(self.pixels.shape)}, "
+            f"dtype={self.pixels.dtype}, orientation={self.orientation}, frame={self.frame})"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers shared by the audio and DICOM decoders
+
+
+def source_name(path: object, source: str | None) -> str:
+    """The name errors report: ``source`` when given, else the path as given."""
+    if source is not None:
+        return str(source)
+    return os.fspath(path) if isinstance(path, (str, os.PathLike)) else str(path)
+
+
+def check_input_file(path: str | os.PathLike, src: str) -> int:
+    """Raise :class:`InputError` unless ``path`` is a readable, non-empty regular file.
+
+    Returns the file size in bytes.
+    """
+    try:
+        p = Path(path)
+    except TypeError:
+        raise InputError(src, f"expected a file path, got {type(path).__name__}") from None
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise InputError(src, "file not found") from None
+    except PermissionError:
+        raise InputError(src, "cannot read file (permission denied)") from None
+    except (OSError, ValueError) as exc:
+        raise InputError(src, f"cannot read file ({_short(exc)})") from None
+    if p.is_dir():
+        raise InputError(src, "is a directory, not a file")
+    if not p.is_file():
+        raise InputError(src, "is not a regular file")
+    if st.st_size == 0:
+        raise InputError(src, "empty file (0 bytes)")
+    if not os.access(p, os.R_OK):
+        raise InputError(src, "cannot read file (permission denied)")
+    return int(st.st_size)
+
+
+def open_input_file(path: str | os.PathLike, src: str) -> BinaryIO:
+    try:
+        return open(path, "rb")  # noqa: SIM115 - the caller closes it
+    except PermissionError:
+        raise InputError(src, "cannot read file (permission denied)") from None
+    except OSError as exc:
+        raise InputError(src, f"cannot read file ({_short(exc)})") from None
+
+
+def _short(exc: BaseException, limit: int = 100) -> str:
+    """One short line describing ``exc`` (first line of its message, else its class name)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = text.rstrip(".")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def megapixels(n: int) -> str:
+    mp = n / 1e6
+    return f"{mp:.1f} MP" if mp >= 0.1 else f"{mp:.2g} MP"
+
+
+def check_limits(
+    src: str, width: int, height: int, max_pixels: int, min_side: int, *, what: str = "image"
+) -> None:
+    if width <= 0 or height <= 0:
+        raise InputError(src, f"{what} has no pixels ({width}x{height})")
+    n = int(width) * int(height)
+    if n > max_pixels:
+        raise InputError(
+            src,
+            f"{what} is {width}x{height} pixels ({megapixels(n)}); "
+            f"the limit is {megapixels(max_pixels)}",
+        )
+    if min(width, height) < min_side:
+        raise InputError(
+            src,
+            f"{what} is {width}x{height} pixels; the shorter side must be at least {min_side}",
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _import_pil() -> Any:
+    try:
+        from PIL import Image
+    except ImportError:
+        raise MissingDependencyError("image decoding", "image", "pillow") from None
+    return Image
+
+
+def decode_image(
+    path: str | os.PathLike,
+    *,
+    max_pixels: int = 100_000_000,
+    min_side: int = 1,
+    draft_min_side: int | None = None,
+    source: str | None = None,
+) -> DecodedImage:
+    """Decode a JPEG/PNG/WebP/BMP/TIFF/GIF (first frame) file; every bad input is an InputError.
+
+    ``max_pixels`` is checked against the header before decoding; images whose shorter side is
+    below ``min_side`` are rejected. With ``draft_min_side`` a JPEG is decoded at a reduced DCT
+    scale (1/2, 1/4 or 1/8) that keeps its shorter side >= ``draft_min_side``.
+    """
+    src = source_name(path, source)
+    check_input_file(path, src)
+    with open_input_file(path, src) as fp:
+        return _decode(fp, src, max_pixels, min_side, draft_min_side)
+
+
+def decode_image_bytes(
+    data: bytes,
+    source: str,
+    *,
+    max_pixels: int = 100_000_000,
+    min_side: int = 1,
+    draft_min_side: int | None = None,
+) -> DecodedImage:
+    """:func:`decode_image` for an in-memory file (e.g. an upload); ``source`` names it."""
+    src = str(source)
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise InputError(src, f"expected bytes, got {type(data).__name__}")
+    if len(data) == 0:
+        raise InputError(src, "empty file (0 bytes)")
+    return _decode(io.BytesIO(bytes(data)), src, max_pixels, min_side, draft_min_side)
+
+
+def _decode(
+    fp: BinaryIO, src: str, max_pixels: int, min_side: int, draft_min_side: int | None
+) -> DecodedImage:
+    Image = _import_pil()
+    with warnings.catch_warnings():
+        # our max_pixels is the limit; Pillow's global one must neither warn nor print
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        warnings.simplefilter("ignore", UserWarning)  # e.g. corrupt EXIF, truncated TIFF tags
+        img = _open(Image, fp, src, max_pixels)
+        try:
+            width, height = (int(v) for v in img.size)
+            check_limits(src, width, height, max_pixels, min_side)
+            if draft_min_side is not None and img.format in _JPEG_FORMATS:
+                _draft(img, width, height, int(draft_min_side))
+            try:
+                img.load()
+                pixels = _to_array(Image, img, src)
+            except InputError:
+                raise
+            except MemoryError:
+                raise InputError(src, "not enough memory to decode the image") from None
+            except Image.DecompressionBombError as exc:
+                raise InputError(src, f"image exceeds the decoder's size limit ({_short(exc)})")
+            except Exception as exc:  # Pillow raises OSError/ValueError/SyntaxError/zlib.error...
+                raise InputError(
+                    src, f"corrupt or truncated image data ({_short(exc)})"
+                ) from None
+            orientation = _orientation(img)
+        finally:
+            img.close()
+    return DecodedImage(pixels=pixels, orientation=orientation, source=src, frame=None)
+
+
+def _open(Image: Any, fp: BinaryIO, src: str, max_pixels: int) -> Any:
+    """``Image.open`` (header only) with Pillow's bomb error turned into our own check."""
+    try:
+        return Image.open(fp)
+    except Image.UnidentifiedImageError:
+        raise InputError(src, "not a readable image file") from None
+    except Image.DecompressionBombError as exc:
+        img = _open_without_bomb_check(Image, fp)
+        if img is None:  # cannot re-read the header: report the pixel count Pillow saw
+            m = re.search(r"\((\d+) pixels\)", str(exc))
+            n = int(m.group(1)) if m else 0
+            if n > max_pixels:
+                raise InputError(
+                    src, f"image is {megapixels(n)}; the limit is {megapixels(max_pixels)}"
+                ) from None
+            raise InputError(src, f"image exceeds the decoder's size limit ({_short(exc)})")
+        return img
+    except MemoryError:
+        raise InputError(src, "not enough memory to read the image header") from None
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error, zlib.error) as exc:
+        raise InputError(src, f"corrupt or truncated image data ({_short(exc)})") from None
+
+
+def _open_without_bomb_check(Image: Any, fp: BinaryIO) -> Any:
+    """Re-run Pillow's format detection without its global MAX_IMAGE_PIXELS check.
+
+    Mirrors ``Image.open``'s plugin loop; any surprise (internals changed) returns None.
+    """
+    try:
+        Image.init()
+        fp.seek(0)
+        prefix = fp.read(16)
+        for fmt in list(Image.ID):
+            factory, accept = Image.OPEN[fmt]
+            ok = not accept or accept(prefix)
+            if not ok or isinstance(ok, str):
+                continue
+            fp.seek(0)
+            try:
+                return factory(fp, "")
+            except (SyntaxError, IndexError, TypeError, struct.error, OSError, ValueError):
+                continue
+    except Exception:  # pragma: no cover - only if Pillow's internals change
+        return None
+    return None
+
+
+def _draft(img: Any, width: int, height: int, min_side: int) -> None:
+    """Ask libjpeg for the smallest DCT scale whose shorter side stays >= ``min_side``."""
+    short = min(width, height)
+    if min_side < 1 or short <= min_side:
+        return
+    f = min_side / short
+    # Pillow picks the largest scale s in (8, 4, 2, 1) with s <= min(W // req_w, H // req_h)
+    # and rounds the scaled size up, so each side stays >= its requested size.
+    req = (max(1, math.ceil(width * f)), max(1, math.ceil(height * f)))
+    try:
+        img.draft(img.mode, req)
+    except Exception:  # draft is an optimisation only; a full decode is always correct
+        return
+
+
+def _orientation(img: Any) -> int:
+    try:
+        value = img.getexif().get(_EXIF_ORIENTATION, 1)
+        value = int(value)
+    except Exception:  # a broken EXIF block never makes a photo unusable
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+_KEEP = {"L", "RGB", "RGBA", "LA"}
+_U16 = {"I;16", "I;16L", "I;16B", "I;16N"}
+
+
+def _to_array(Image: Any, img: Any, src: str) -> np.ndarray:
+    mode = img.mode
+    if mode in _KEEP:
+        arr = np.array(img, dtype=np.uint8)
+    elif mode == "1":
+        arr = np.array(img.convert("L"), dtype=np.uint8)
+    elif mode in ("P", "PA"):
+        has_alpha = mode == "PA" or "transparency" in img.info
+        arr = np.array(img.convert("RGBA" if has_alpha else "RGB"), dtype=np.uint8)
+    elif mode in _U16:
+        arr = np.array(img).astype(np.uint16, copy=False)
+        arr = np.ascontiguousarray(arr.astype(np.dtype("=u2"), copy=False))
+    elif mode in ("I", "F"):
+        arr = _scale_wide(np.array(img), src, is_float=mode == "F")
+    elif mode in ("RGBa", "RGBX") or mode.startswith("BGR"):
+        arr = np.array(img.convert("RGBA" if mode == "RGBa" else "RGB"), dtype=np.uint8)
+    elif mode == "La":
+        arr = np.array(img.convert("LA"), dtype=np.uint8)
+    else:  # CMYK, YCbCr, HSV, LAB, ...
+        try:
+            arr = np.array(img.convert("RGB"), dtype=np.uint8)
+        except (ValueError, OSError):
+            raise InputError(src, f"unsupported image mode {mode!r}") from None
+    if arr.ndim == 3 and not 1 <= arr.shape[2] <= 4:
+        raise InputError(src, f"unsupported image layout with {arr.shape[2]} channels")
+    if arr.ndim not in (2, 3):
+        raise InputError(src, f"unsupported image layout with {arr.ndim} dimensions")
+    return np.ascontiguousarray(arr)
+
+
+def _scale_wide(a: np.ndarray, src: str, *, is_float: bool) -> np.ndarray:
+    """32-bit integer (mode I) or float (mode F) grey -> uint8.
+
+    Integers already within 0..255 are kept; within 0..65535 they are read as 16-bit data
+    (x / 257); floats within [0, 1] are read as intensities (x * 255); anything else is stretched
+    linearly from its minimum to its maximum.
+    """
+    a = a.astype(np.float64, copy=False)
+    if not np.isfinite(a).all():
+        raise InputError(src, "image contains NaN or infinite pixel values")
+    lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+    if not is_float and lo >= 0 and hi <= 255:
+        out = a
+    elif not is_float and lo >= 0 and hi <= 65535:
+        out = a / 257.0
+    elif is_float and lo >= 0 and hi <= 1:
+        out = a * 255.0
+    elif hi > lo:
+        out = (a - lo) * (255.0 / (hi - lo))
+    else:
+        out = np.zeros_like(a)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)

@@ -1,0 +1,49 @@
+"""Preprocessing front ends: raw decoded media -> model input tensors, in numpy only.
+
+The single place preprocessing lives. Specs (``_spec``) say *what* to compute and travel in the
+bundle manifest; ``_resample``, ``_audio`` and ``_image`` say *how*, with numpy and the standard
+library only, so the export side, calibration, every runtime and the JavaScript port agree.
+"""
+
+from __future__ import annotations
+
+from ._audio import (
+    AudioWindow,
+    mel_filterbank,
+    pcen,
+    prepare_audio,
+    split_windows,
+    to_mono,
+    window_features,
+)
+from ._image import apply_exif_orientation, prepare_image, resize_antialiased, to_rgb
+from ._resample import resample
+from ._spec import (
+    AudioFeatures,
+    AudioFrontendSpec,
+    ClipNormalization,
+    ImageFrontendSpec,
+    ResizeMode,
+    spec_from_dict,
+)
+
+__all__ = [
+    "AudioFeatures",
+    "AudioFrontendSpec",
+    "AudioWindow",
+    "ClipNormalization",
+    "ImageFrontendSpec",
+    "ResizeMode",
+    "apply_exif_orientation",
+    "mel_filterbank",
+    "pcen",
+    "prepare_audio",
+    "prepare_image",
+    "resample",
+    "resize_antialiased",
+    "spec_from_dict",
+    "split_windows",
+    "to_mono",
+    "to_rgb",
+    "window_features",
+]

@@ -1,0 +1,331 @@
+"""Audio front end in plain numpy: mono -> resample -> fixed windows -> per-window features.
+
+This module is the single definition of audio preprocessing. The export side, calibration, every
+runtime and the JavaScript app follow it step by step, so each step is written out explicitly:
+
+1. ``to_mono``: average the channels (float32).
+2. ``resample`` (see ``_resample``) to ``spec.sample_rate``.
+3. ``split_windows``: windows of ``spec.window_samples`` every ``spec.hop_samples`` starting at 0;
+   short clips and the tail are zero-padded (rules in its docstring); quiet windows are skipped.
+4. ``window_features``: per-window clip normalisation, then the model input: the raw waveform, a
+   log-mel spectrogram or a PCEN mel spectrogram, standardised with constants fixed at export.
+
+Spectrogram convention (TensorFlow ``tf.signal.stft(..., pad_end=True)``): ``n_frames =
+ceil(N / hop_length)`` frames of ``win_length`` samples, frame ``f`` starting at ``f * hop_length``,
+the window zero-padded at its end as needed; each frame is multiplied by a *periodic* Hann window
+``w[n] = 0.5 - 0.5 * cos(2 * pi * n / win_length)``, then zero-padded **at its end** to ``n_fft``
+(left-aligned, not centred, as TF does) and transformed with a real FFT; power = ``|X|^2``.
+Features are computed in float64 and returned as float32.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from ...errors import InputError
+from ._resample import resample
+from ._spec import AudioFeatures, AudioFrontendSpec, ClipNormalization
+
+__all__ = [
+    "AudioWindow",
+    "mel_filterbank",
+    "pcen",
+    "prepare_audio",
+    "split_windows",
+    "to_mono",
+    "window_features",
+]
+
+# TensorFlow's mel scale: mel(f) = 1127 * ln(1 + f / 700) (== HTK's 2595 * log10(1 + f / 700)).
+_MEL_BREAK_HZ = 700.0
+_MEL_HIGH_Q = 1127.0
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioWindow:
+    """One analysis window of a recording.
+
+    ``index`` is the window's position on the hop grid (``start_s == index * hop_s``), kept stable
+    when quiet windows are skipped, so reports can say which part of the recording a result is
+    for. ``end_s`` is where the real audio in the window ends (zero padding is not counted).
+    ``rms_db`` is the RMS level of the real samples in dBFS (``-inf`` for digital silence).
+    ``samples`` holds exactly ``spec.window_samples`` float32 samples, zero-padded at the end.
+    """
+
+    index: int
+    start_s: float
+    end_s: float
+    rms_db: float
+    samples: np.ndarray
+
+
+def to_mono(samples: np.ndarray) -> np.ndarray:
+    """``[n]`` or ``[n, channels]`` -> float32 ``[n]``, the mean of the channels.
+
+    Integer PCM (e.g. int16 from a WAV decoder) is scaled to [-1, 1) by its full scale
+    (``2 ** (bits - 1)``; unsigned types are centred first) so levels are in dBFS either way.
+    """
+    x = np.asarray(samples)
+    if x.ndim not in (1, 2):
+        raise ValueError(f"audio samples must be [n] or [n, channels], got shape {x.shape}")
+    if x.ndim == 2 and x.shape[1] == 0:
+        raise ValueError("audio samples have 0 channels")
+    if x.dtype == np.bool_ or not np.issubdtype(x.dtype, np.number):
+        raise ValueError(f"audio samples must be numeric, got dtype {x.dtype}")
+    if np.issubdtype(x.dtype, np.complexfloating):
+        raise ValueError("audio samples must be real, got complex values")
+    if np.issubdtype(x.dtype, np.integer):
+        info = np.iinfo(x.dtype)
+        full_scale = 2.0 ** (info.bits - 1)
+        offset = full_scale if info.min == 0 else 0.0
+        x = (x.astype(np.float64) - offset) / full_scale
+    if x.ndim == 2:
+        x = x.mean(axis=1, dtype=np.float64)
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def _rms_db(x: np.ndarray) -> float:
+    """RMS level in dBFS: ``20 * log10(sqrt(mean(x ** 2)))``; ``-inf`` for zero RMS/no samples."""
+    if x.size == 0:
+        return -math.inf
+    rms = math.sqrt(float(np.mean(np.square(x, dtype=np.float64))))
+    return 20.0 * math.log10(rms) if rms > 0.0 else -math.inf
+
+
+def _format_seconds_pair(a: float, b: float) -> tuple[str, str]:
+    """Format two durations with 2 decimals, or more if needed so unequal values print unequal."""
+    for digits in range(2, 7):
+        sa, sb = f"{a:.{digits}f}", f"{b:.{digits}f}"
+        if sa != sb or a == b:
+            return sa, sb
+    return sa, sb
+
+
+def _format_db(value: float) -> str:
+    if math.isinf(value):
+        return "-inf" if value < 0 else "inf"
+    return f"{value:.1f}"
+
+
+def split_windows(mono: np.ndarray, spec: AudioFrontendSpec, source: str) -> list[AudioWindow]:
+    """Cut a mono recording (already at ``spec.sample_rate``) into the model's fixed windows.
+
+    Rules (``N`` samples, window ``W``, hop ``S``, ``min = round(min_clip_s * sample_rate)``):
+
+    * non-finite samples, ``N < min``, or every window quieter than ``skip_quiet_db`` raise
+      :class:`InputError` naming ``source``;
+    * windows start at ``0, S, 2S, ...`` until one reaches the end of the audio
+      (``start + W >= N``); no window is started after that one, as it would only repeat audio
+      already covered;
+    * a window with fewer than ``W`` real samples is zero-padded at its end. It is kept when it
+      is the only window (a clip shorter than ``W`` becomes one padded window), otherwise only if
+      ``spec.pad_last`` and it holds ``>= min`` real samples;
+    * when ``skip_quiet_db`` is not None, windows whose real samples have an RMS below it (dBFS)
+      are skipped; ``index`` stays the grid position.
+    """
+    x = np.asarray(mono)
+    if x.ndim != 1:
+        raise ValueError(f"split_windows expects mono [n] samples, got shape {x.shape}")
+    x = x.astype(np.float32, copy=False)
+    if not np.all(np.isfinite(x)):
+        raise InputError(source, "contains NaN or infinite samples")
+    sr = spec.sample_rate
+    n, win, hop = x.size, spec.window_samples, max(1, spec.hop_samples)
+    min_samples = int(round(spec.min_clip_s * sr))
+    if n < max(min_samples, 1):
+        have, need = _format_seconds_pair(n / sr, spec.min_clip_s)
+        raise InputError(source, f"audio is {have} s long; at least {need} s is needed")
+
+    windows: list[AudioWindow] = []
+    peak_db = -math.inf
+    index = 0
+    while True:
+        start = index * hop
+        real = min(win, n - start)
+        if real <= 0:  # only when hop > window: the previous window ended in a gap
+            break
+        last = start + win >= n
+        if real == win or index == 0 or (spec.pad_last and real >= min_samples):
+            chunk = x[start : start + real]
+            level = _rms_db(chunk)
+            peak_db = max(peak_db, level)
+            if spec.skip_quiet_db is None or level >= spec.skip_quiet_db:
+                padded = np.zeros(win, dtype=np.float32)
+                padded[:real] = chunk
+                windows.append(
+                    AudioWindow(
+                        index=index,
+                        start_s=start / sr,
+                        end_s=(start + real) / sr,
+                        rms_db=level,
+                        samples=padded,
+                    )
+                )
+        if last:
+            break
+        index += 1
+
+    if not windows:
+        raise InputError(
+            source,
+            f"audio is silent (peak window RMS {_format_db(peak_db)} dBFS, "
+            f"threshold {spec.skip_quiet_db:g} dBFS)",
+        )
+    return windows
+
+
+def mel_filterbank(
+    sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float
+) -> np.ndarray:
+    """Mel weight matrix ``[n_fft // 2 + 1, n_mels]`` (float64), TF's convention exactly.
+
+    Same as ``tf.signal.linear_to_mel_weight_matrix(n_mels, n_fft // 2 + 1, sample_rate, fmin,
+    fmax)``: HTK mel scale; spectrogram bin ``i`` sits at ``i * (sr / 2) / (n_fft // 2)`` Hz; band
+    ``m`` is a triangle in the *mel* domain with edges ``e[m], e[m+1], e[m+2]`` taken from
+    ``linspace(mel(fmin), mel(fmax), n_mels + 2)``: weight ``max(0, min((mel - lower) / (centre -
+    lower), (upper - mel) / (upper - centre)))``. Not area-normalised. The DC bin row is zero.
+    """
+    n_bins = n_fft // 2 + 1
+    if n_bins < 2 or n_mels < 1 or not 0.0 <= fmin < fmax <= sample_rate / 2.0:
+        raise ValueError("mel_filterbank needs n_fft >= 2, n_mels >= 1, 0 <= fmin < fmax <= sr/2")
+
+    def hz_to_mel(f: np.ndarray | float) -> np.ndarray:
+        return _MEL_HIGH_Q * np.log(1.0 + np.asarray(f, dtype=np.float64) / _MEL_BREAK_HZ)
+
+    bin_mel = hz_to_mel(np.linspace(0.0, sample_rate / 2.0, n_bins)[1:])[:, None]  # no DC
+    edges = np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2)
+    lower, centre, upper = edges[None, :-2], edges[None, 1:-1], edges[None, 2:]
+    rising = (bin_mel - lower) / (centre - lower)
+    falling = (upper - bin_mel) / (upper - centre)
+    weights = np.maximum(0.0, np.minimum(rising, falling))
+    return np.concatenate([np.zeros((1, n_mels)), weights], axis=0)
+
+
+def _normalise_clips(x: np.ndarray, mode: ClipNormalization) -> np.ndarray:
+    """Per-window normalisation over the whole (possibly zero-padded) window, float64 ``[B, N]``."""
+    if mode is ClipNormalization.NONE:
+        return x
+    if mode is ClipNormalization.PEAK:
+        peak = np.max(np.abs(x), axis=1, keepdims=True)
+        return np.divide(x, peak, out=x.copy(), where=peak > 0)
+    lo = np.min(x, axis=1, keepdims=True)
+    hi = np.max(x, axis=1, keepdims=True)
+    span = hi - lo
+    out = np.zeros_like(x)
+    np.divide(2.0 * (x - lo), span, out=out, where=span > 0)
+    out -= 1.0
+    out[np.broadcast_to(span <= 0, x.shape)] = 0.0  # constant window -> zeros
+    return out
+
+
+def _power_spectrogram(x: np.ndarray, spec: AudioFrontendSpec) -> np.ndarray:
+    """``[B, N]`` float64 -> power spectrogram ``[B, n_frames, n_fft // 2 + 1]`` (TF pad_end)."""
+    n_frames, hop, win_len = spec.n_frames, spec.hop_length, spec.win_length
+    padded_len = (n_frames - 1) * hop + win_len
+    padded = np.zeros((x.shape[0], max(padded_len, x.shape[1])), dtype=np.float64)
+    padded[:, : x.shape[1]] = x
+    frames = np.lib.stride_tricks.sliding_window_view(padded, win_len, axis=1)[:, ::hop]
+    frames = frames[:, :n_frames]  # [B, n_frames, win_length]
+    hann = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(win_len) / win_len)  # periodic Hann
+    spectrum = np.fft.rfft(frames * hann, n=spec.n_fft, axis=-1)  # zero-pads each frame's end
+    return spectrum.real**2 + spectrum.imag**2
+
+
+def _mel_power(x: np.ndarray, spec: AudioFrontendSpec) -> np.ndarray:
+    """``[B, N]`` -> mel power ``[B, n_frames, n_mels]`` (float64)."""
+    mel = mel_filterbank(spec.sample_rate, spec.n_fft, spec.n_mels, spec.fmin, spec.fmax)
+    return _power_spectrogram(x, spec) @ mel
+
+
+def pcen(
+    energy: np.ndarray,
+    alpha: float,
+    smooth: float,
+    delta: float,
+    root: float,
+    floor: float,
+) -> np.ndarray:
+    """Per-channel energy normalisation of ``energy [..., n_frames, n_channels]`` (float64).
+
+    Smoother: ``M[t] = (1 - smooth) * M[t-1] + smooth * E[t]`` with ``M[-1] = E[0]`` (so
+    ``M[0] = E[0]``: no start-up transient from an all-zero state). Output:
+    ``(E / (floor + M) ** alpha + delta) ** (1 / root) - delta ** (1 / root)``.
+    """
+    e = np.asarray(energy, dtype=np.float64)
+    smoothed = np.empty_like(e)
+    state = e[..., 0, :]
+    for t in range(e.shape[-2]):  # a short loop over frames, vectorised over batch and channels
+        state = (1.0 - smooth) * state + smooth * e[..., t, :]
+        smoothed[..., t, :] = state
+    inv_root = 1.0 / root
+    return (e / (floor + smoothed) ** alpha + delta) ** inv_root - delta**inv_root
+
+
+def window_features(windows: np.ndarray, spec: AudioFrontendSpec) -> np.ndarray:
+    """Model inputs for stacked windows: ``[B, window_samples]`` (or one 1-D window) -> float32
+    ``[B, *spec.input_shape()]``.
+
+    Clip normalisation (``spec.clip_normalization``) first, then by ``spec.features``: WAVEFORM
+    returns the normalised windows; LOG_MEL is ``log(mel power + log_offset)``; PCEN is
+    :func:`pcen` of the mel power. Spectral features are laid out ``[1, n_mels, n_frames]`` and
+    standardised as ``(x - feature_mean) / feature_std`` (waveforms are not standardised).
+    """
+    x = np.asarray(windows, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[None, :]
+    if x.ndim != 2 or x.shape[1] != spec.window_samples:
+        raise ValueError(
+            f"window_features expects [B, {spec.window_samples}] samples, got shape "
+            f"{np.asarray(windows).shape}"
+        )
+    x = _normalise_clips(x, spec.clip_normalization)
+    if spec.features is AudioFeatures.WAVEFORM:
+        return np.ascontiguousarray(x, dtype=np.float32)
+    energy = _mel_power(x, spec)  # [B, n_frames, n_mels]
+    if spec.features is AudioFeatures.LOG_MEL:
+        feats = np.log(energy + spec.log_offset)
+    else:
+        feats = pcen(
+            energy,
+            alpha=spec.pcen_alpha,
+            smooth=spec.pcen_smooth,
+            delta=spec.pcen_delta,
+            root=spec.pcen_root,
+            floor=spec.pcen_floor,
+        )
+    feats = (feats - spec.feature_mean) / spec.feature_std
+    out = np.swapaxes(feats, 1, 2)[:, None, :, :]  # [B, 1, n_mels, n_frames]
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def _is_positive_int(value: object) -> bool:
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    if isinstance(value, (int, np.integer)):
+        return value > 0
+    return isinstance(value, (float, np.floating)) and value.is_integer() and value > 0
+
+
+def prepare_audio(
+    samples: np.ndarray, sample_rate: int, spec: AudioFrontendSpec, source: str
+) -> tuple[list[AudioWindow], np.ndarray]:
+    """Decoded samples -> (windows, model inputs ``[n_windows, *spec.input_shape()]`` float32).
+
+    ``to_mono`` -> reject non-finite samples -> ``resample`` to ``spec.sample_rate`` ->
+    :func:`split_windows` -> :func:`window_features` on the stacked windows.
+    """
+    try:
+        mono = to_mono(samples)
+    except ValueError as exc:
+        raise InputError(source, str(exc)) from None
+    if not _is_positive_int(sample_rate):
+        raise InputError(source, f"invalid sample rate {sample_rate!r}")
+    if not np.all(np.isfinite(mono)):
+        raise InputError(source, "contains NaN or infinite samples")
+    mono = resample(mono, int(sample_rate), spec.sample_rate)
+    windows = split_windows(mono, spec, source)
+    inputs = window_features(np.stack([w.samples for w in windows]), spec)
+    return windows, inputs

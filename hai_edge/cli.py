@@ -253,6 +253,15 @@ def _cmd_backends(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------------ main
+# Each module defines ``register(subparsers)``; ordered as they appear in --help.
+_COMMAND_MODULES = (
+    ".export.cli_teacher",  # hai-edge teacher embed
+    ".export.cli_distill",  # hai-edge distill
+    ".export.cli_export",  # hai-edge export / verify
+    ".devices.cli",  # hai-edge devices / benchmark
+)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="hai-edge",
@@ -281,6 +290,19 @@ def _parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("backends", help="list inference engines and whether they are installed")
     b.set_defaults(func=_cmd_backends)
+
+    # Commands defined next to their code. These modules are light: heavy imports (torch, ...)
+    # happen inside the command functions they register.
+    import importlib
+
+    for module_name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name, package=__package__)
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith(__package__ or "hai_edge"):
+                continue  # command not part of this build
+            raise
+        module.register(sub)
     return p
 
 

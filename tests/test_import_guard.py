@@ -49,3 +49,34 @@ def test_probe_detects_a_forbidden_import() -> None:
                           timeout=120)
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert "onnx" in result["forbidden"]
+
+
+def test_run_side_writes_nothing_to_home_and_declines_telemetry(tmp_path: Path) -> None:
+    """Opening models on onnxruntime and OpenVINO must not create files in $HOME (telemetry)."""
+    import os
+
+    import pytest
+
+    pytest.importorskip("openvino")
+    bundle = make_onnx_bundle(tmp_path / "b", "audio")
+    home = tmp_path / "home"
+    home.mkdir()
+    code = (
+        "import sys\n"
+        "from hai_edge.runtime.backends import BACKENDS\n"
+        "from hai_edge.bundle import Bundle\n"
+        "from hai_edge._telemetry import openvino_telemetry_consent\n"
+        "b = Bundle.load(sys.argv[1])\n"
+        "e = b.models('onnx')[0]\n"
+        "BACKENDS['onnxruntime'].open(b.path_of(e.main_file), e).close()\n"
+        "from hai_edge.runtime.backends._openvino import OpenVinoBackend\n"
+        "OpenVinoBackend(b.path_of(e.main_file)).close()\n"
+        "print(openvino_telemetry_consent())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "ORT_DISABLE_TELEMETRY")}
+    env.update(HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"))
+    proc = subprocess.run([sys.executable, "-c", code, str(bundle)], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() in ("False", "None")
+    assert sorted(p.relative_to(home).as_posix() for p in home.rglob("*")) == []

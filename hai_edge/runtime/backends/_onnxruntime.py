@@ -17,7 +17,9 @@ class OrtBackend:
     name = "onnxruntime"
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
-        import onnxruntime as ort
+        from ..._telemetry import import_onnxruntime
+
+        ort = import_onnxruntime()
 
         opts = ort.SessionOptions()
         opts.log_severity_level = 3

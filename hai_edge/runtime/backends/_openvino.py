@@ -1,7 +1,7 @@
 """OpenVINO engine: f32 inference precision (the CPU default may be bf16), latency hint.
 
-OpenVINO's telemetry is opt-in and lives in its Python tools (convert_model), not in the runtime
-``Core`` used here; hai-edge never opts in (see docs/privacy in README).
+``import openvino`` sends a telemetry event unless declined: the import happens inside
+``hai_edge._telemetry.no_openvino_telemetry`` so nothing is sent or written to the home directory.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ class OpenVinoBackend:
     name = "openvino"
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
-        import openvino as ov
+        from ..._telemetry import import_openvino
+
+        ov = import_openvino()
 
         core = ov.Core()
         config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}

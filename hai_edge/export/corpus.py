@@ -3,7 +3,8 @@
 Shared by teacher embedding, distillation, calibration and evaluation, so that every stage sees
 the same item ids, groups (subject/patient ids for grouped splits) and labels.
 
-CSV columns: ``path`` (or ``file``/``filename``; relative to the CSV's folder), optional ``id``;
+CSV columns: ``path`` (or ``rel_path``/``file``/``filename``; relative to the CSV's folder), optional
+``id`` (or ``file_id``/``sample_id``/``img_id``);
 the group column is ``--group`` or the first of ``GROUP_COLUMNS`` present; every other column is
 kept as metadata (labels, subgroups such as sex, age, fitzpatrick, source).
 """
@@ -33,7 +34,8 @@ AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".dcm"})
 GROUP_COLUMNS = ("patient_id", "subject_id", "participant_id", "group", "content_group",
                  "app_instance_id")
-_PATH_COLUMNS = ("path", "file", "filename", "img_id")
+_ID_COLUMNS = ("id", "file_id", "sample_id", "img_id")
+_PATH_COLUMNS = ("path", "rel_path", "file", "filename", "img_id")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,7 +63,7 @@ def load_corpus(
     modality: str | None = None,
     *,
     group_col: str | None = None,
-    id_col: str = "id",
+    id_col: str | None = None,
     path_col: str | None = None,
     base_dir: str | os.PathLike[str] | None = None,
 ) -> list[CorpusItem]:
@@ -85,23 +87,29 @@ def load_corpus(
         pcol = path_col or next((c for c in _PATH_COLUMNS if c in columns), None)
         if pcol is None:
             raise HaiEdgeError(f"{src}: CSV needs a 'path' column (has: {', '.join(columns)})")
-        gcol = group_col or next((c for c in GROUP_COLUMNS if c in columns), None)
+        rows = list(reader)
+        # the first group column that is actually filled in (e.g. cough-ru has an empty subject_id)
+        gcol = group_col or next(
+            (c for c in GROUP_COLUMNS if c in columns and any((r.get(c) or "").strip() for r in rows)),
+            None,
+        )
+        icol = id_col or next((c for c in _ID_COLUMNS if c in columns and c != pcol), "id")
         if group_col and group_col not in columns:
             raise HaiEdgeError(f"{src}: no column {group_col!r} for groups")
         items = []
         seen: set[str] = set()
-        for lineno, row in enumerate(reader, start=2):
+        for lineno, row in enumerate(rows, start=2):
             rel = (row.get(pcol) or "").strip()
             if not rel:
                 raise HaiEdgeError(f"{src}:{lineno}: empty {pcol}")
             path = Path(rel) if Path(rel).is_absolute() else base / rel
-            item_id = (row.get(id_col) or "").strip() or rel
+            item_id = (row.get(icol) or "").strip() or rel
             if item_id in seen:
                 raise HaiEdgeError(f"{src}:{lineno}: duplicate id {item_id!r}")
             seen.add(item_id)
             if not path.is_file():
                 raise HaiEdgeError(f"{src}:{lineno}: file not found: {path}")
-            meta = {k: (v or "").strip() for k, v in row.items() if k not in (pcol, id_col) and k}
+            meta = {k: (v or "").strip() for k, v in row.items() if k not in (pcol, icol) and k}
             group = (row.get(gcol) or "").strip() or None if gcol else None
             items.append(CorpusItem(item_id=item_id, path=path, group=group, meta=meta))
     if not items:

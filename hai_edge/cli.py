@@ -259,6 +259,8 @@ _COMMAND_MODULES = (
     ".export.cli_distill",  # hai-edge distill
     ".export.cli_export",  # hai-edge export / verify
     ".devices.cli",  # hai-edge devices / benchmark
+    ".cli_cough",  # hai-edge cough / probe train|eval
+    ".export.cli_demo",  # hai-edge demo
 )
 
 

@@ -1,0 +1,333 @@
+"""Heads: small classifiers on a bundle's embedding (e.g. a COVID-19 probe on cough windows).
+
+A head is a JSON file inside the bundle (``heads/<name>.json``, listed in ``manifest["files"]``
+and so covered by its sha256) plus an entry in ``manifest["heads"]`` that summarises it::
+
+    {"name": "covid", "kind": "logistic", "file": "heads/covid.json", "input": "embedding",
+     "labels": ["negative", "positive"], "threshold": 0.42,
+     "calibration": {"kind": "platt", "a": 1.1, "b": -0.2},
+     "training": {"data_hash": "...", "n": 812, "groups": 160, "auroc_cv": 0.71, ...},
+     "notice": "research use only"}
+
+The file holds the same fields plus the weights: ``standardize`` {mean, scale} (applied first),
+``weights`` and ``bias`` (``z = ((x - mean) / scale) . w + b``, the logit), and the calibration
+that turns ``z`` into a probability: ``platt`` (``sigmoid(a * z + b)``, a > 0), ``isotonic``
+(piecewise-linear through points ``x`` (logits, increasing) -> ``y`` (probabilities,
+non-decreasing), flat beyond the ends) or ``none`` (``sigmoid(z)``). ``threshold`` applies to the
+calibrated probability; for audio it is chosen on the recording score (mean of the window
+probabilities, see ``hai-edge probe train``). Manifest entry and file must agree, so neither can be
+edited alone. Entries with ``"role": "detector"`` are event detectors, not heads (see
+``hai_edge.runtime.events``). Numpy only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import BundleError, HaiEdgeError
+
+__all__ = [
+    "HEAD_FORMAT",
+    "Calibration",
+    "CalibrationKind",
+    "Head",
+    "HeadKind",
+    "head_entries",
+    "load_head_file",
+    "load_heads",
+]
+
+HEAD_FORMAT = "hai-edge-head"
+HEAD_FORMAT_VERSION = 1
+_MAX_HEAD_BYTES = 64 * 1024 * 1024
+_SUMMARY_KEYS = ("kind", "input", "labels", "threshold", "calibration")
+
+
+class HeadKind(str, enum.Enum):
+    LOGISTIC = "logistic"
+
+
+class CalibrationKind(str, enum.Enum):
+    NONE = "none"
+    PLATT = "platt"
+    ISOTONIC = "isotonic"
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * z))  # overflow-free logistic
+
+
+def _fail(where: str, msg: str) -> BundleError:
+    return BundleError(f"{where}: {msg}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Calibration:
+    """Logit -> probability. ``x``/``y`` are the isotonic table (logits -> probabilities)."""
+
+    kind: CalibrationKind = CalibrationKind.NONE
+    a: float = 1.0
+    b: float = 0.0
+    x: tuple[float, ...] = ()
+    y: tuple[float, ...] = ()
+
+    def apply(self, z: np.ndarray) -> np.ndarray:
+        z = np.asarray(z, dtype=np.float64)
+        if self.kind is CalibrationKind.PLATT:
+            return _sigmoid(self.a * z + self.b)
+        if self.kind is CalibrationKind.ISOTONIC:
+            return np.interp(z, np.asarray(self.x), np.asarray(self.y))
+        return _sigmoid(z)
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.kind is CalibrationKind.PLATT:
+            return {"kind": "platt", "a": self.a, "b": self.b}
+        if self.kind is CalibrationKind.ISOTONIC:
+            return {"kind": "isotonic", "x": list(self.x), "y": list(self.y)}
+        return {"kind": "none"}
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str) -> Calibration:
+        if d is None:
+            return cls()
+        if not isinstance(d, dict):
+            raise _fail(where, "calibration must be an object")
+        try:
+            kind = CalibrationKind(d.get("kind", "none"))
+        except ValueError:
+            raise _fail(where, f"unknown calibration kind {d.get('kind')!r} "
+                               "(none|platt|isotonic)") from None
+        if kind is CalibrationKind.PLATT:
+            a, b = _finite(d.get("a"), where, "calibration.a"), _finite(d.get("b"), where,
+                                                                        "calibration.b")
+            if a <= 0:
+                raise _fail(where, "calibration.a must be > 0 (a calibration may not invert "
+                                   "scores)")
+            return cls(kind, a=a, b=b)
+        if kind is CalibrationKind.ISOTONIC:
+            x, y = d.get("x"), d.get("y")
+            if not isinstance(x, list) or not isinstance(y, list) or len(x) != len(y) or not x:
+                raise _fail(where, "isotonic calibration needs lists x and y of the same length")
+            xs = tuple(_finite(v, where, "calibration.x") for v in x)
+            ys = tuple(_finite(v, where, "calibration.y") for v in y)
+            if any(b <= a for a, b in zip(xs, xs[1:])):
+                raise _fail(where, "isotonic calibration x must be strictly increasing")
+            if any(b < a for a, b in zip(ys, ys[1:])) or not all(0.0 <= v <= 1.0 for v in ys):
+                raise _fail(where, "isotonic calibration y must be non-decreasing within [0, 1]")
+            return cls(kind, x=xs, y=ys)
+        return cls()
+
+
+def _finite(v: Any, where: str, name: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise _fail(where, f"{name} must be a finite number")
+    return float(v)
+
+
+def _vector(v: Any, where: str, name: str, dim: int | None) -> np.ndarray:
+    if not isinstance(v, list) or not v:
+        raise _fail(where, f"{name} must be a non-empty list of numbers")
+    try:
+        arr = np.asarray(v, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise _fail(where, f"{name} must hold numbers only") from None
+    if arr.ndim != 1 or not np.all(np.isfinite(arr)):
+        raise _fail(where, f"{name} must be a flat list of finite numbers")
+    if dim is not None and arr.size != dim:
+        raise _fail(where, f"{name} has {arr.size} values, expected {dim}")
+    return arr
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Head:
+    """A logistic head: standardise -> linear -> calibrate. ``labels`` = (negative, positive)."""
+
+    name: str
+    weights: np.ndarray  # [dim]
+    bias: float
+    mean: np.ndarray  # [dim]
+    scale: np.ndarray  # [dim], > 0
+    threshold: float = 0.5
+    calibration: Calibration = Calibration()
+    labels: tuple[str, str] = ("negative", "positive")
+    kind: HeadKind = HeadKind.LOGISTIC
+    input: str = "embedding"
+    training: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    notice: str = ""
+
+    @property
+    def dim(self) -> int:
+        return int(self.weights.size)
+
+    def decision_function(self, embeddings: np.ndarray) -> np.ndarray:
+        """Logits ``z`` for embeddings ``[n, dim]`` (or one ``[dim]`` vector -> ``[1]``)."""
+        x = np.asarray(embeddings, dtype=np.float64)
+        if x.ndim == 1:
+            x = x[None, :]
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise HaiEdgeError(f"head {self.name}: expects {self.dim}-d embeddings, got shape "
+                               f"{np.asarray(embeddings).shape}")
+        return ((x - self.mean) / self.scale) @ self.weights + self.bias
+
+    def predict_proba(self, embeddings: np.ndarray) -> np.ndarray:
+        """Calibrated probability of ``labels[1]`` per row, float64 ``[n]``."""
+        return self.calibration.apply(self.decision_function(embeddings))
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "format": HEAD_FORMAT,
+            "format_version": HEAD_FORMAT_VERSION,
+            "name": self.name,
+            "kind": self.kind.value,
+            "input": self.input,
+            "embedding_dim": self.dim,
+            "labels": list(self.labels),
+            "standardize": {"mean": self.mean.tolist(), "scale": self.scale.tolist()},
+            "weights": self.weights.tolist(),
+            "bias": float(self.bias),
+            "threshold": float(self.threshold),
+            "calibration": self.calibration.to_dict(),
+            "training": dict(self.training),
+        }
+        if self.notice:
+            d["notice"] = self.notice
+        return d
+
+    def manifest_entry(self, file: str) -> dict[str, Any]:
+        """The summary that goes into ``manifest["heads"]`` for this head stored at ``file``."""
+        d = self.to_dict()
+        entry = {"name": self.name, "kind": d["kind"], "file": file, "input": self.input,
+                 "labels": d["labels"], "threshold": d["threshold"],
+                 "calibration": d["calibration"], "training": d["training"]}
+        if self.notice:
+            entry["notice"] = self.notice
+        return entry
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1) + "\n"
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the head file atomically."""
+        from .._io import atomic_write
+
+        with atomic_write(path, "w") as fh:
+            fh.write(self.to_json())
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "head") -> Head:
+        if not isinstance(d, dict):
+            raise _fail(where, "a head must be a JSON object")
+        if d.get("format") != HEAD_FORMAT:
+            raise _fail(where, f"not a hai-edge head file (format {d.get('format')!r})")
+        if d.get("format_version") != HEAD_FORMAT_VERSION:
+            raise _fail(where, f"unknown head format_version {d.get('format_version')!r}; this "
+                               f"hai-edge reads version {HEAD_FORMAT_VERSION}")
+        name = d.get("name")
+        if not isinstance(name, str) or not name or any(c in name for c in "/\\\x00"):
+            raise _fail(where, f"invalid head name {name!r}")
+        try:
+            kind = HeadKind(d.get("kind"))
+        except ValueError:
+            raise _fail(where, f"head kind {d.get('kind')!r} is not supported (logistic)") from None
+        if d.get("input", "embedding") != "embedding":
+            raise _fail(where, f"head input {d.get('input')!r} is not supported (embedding)")
+        dim = d.get("embedding_dim")
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0:
+            raise _fail(where, "embedding_dim must be a positive integer")
+        std = d.get("standardize") or {}
+        if not isinstance(std, dict):
+            raise _fail(where, "standardize must be an object")
+        weights = _vector(d.get("weights"), where, "weights", dim)
+        mean = _vector(std.get("mean", [0.0] * dim), where, "standardize.mean", dim)
+        scale = _vector(std.get("scale", [1.0] * dim), where, "standardize.scale", dim)
+        if np.any(scale <= 0):
+            raise _fail(where, "standardize.scale must be > 0")
+        labels = d.get("labels", ["negative", "positive"])
+        if (not isinstance(labels, list) or len(labels) != 2
+                or not all(isinstance(v, str) for v in labels)):
+            raise _fail(where, "labels must be two strings: [negative, positive]")
+        threshold = _finite(d.get("threshold", 0.5), where, "threshold")
+        if not 0.0 <= threshold <= 1.0:
+            raise _fail(where, "threshold must be within [0, 1] (a probability)")
+        training = d.get("training") or {}
+        notice = d.get("notice") or ""
+        if not isinstance(training, dict) or not isinstance(notice, str):
+            raise _fail(where, "training must be an object and notice a string")
+        return cls(name=name, weights=weights, bias=_finite(d.get("bias", 0.0), where, "bias"),
+                   mean=mean, scale=scale, threshold=threshold,
+                   calibration=Calibration.from_dict(d.get("calibration"), where),
+                   labels=(labels[0], labels[1]), kind=kind, training=training, notice=notice)
+
+
+def load_head_file(path: str | os.PathLike[str]) -> Head:
+    """Read a head JSON file (outside a bundle, e.g. the output of ``hai-edge probe train``)."""
+    p = Path(path)
+    if not p.is_file():
+        raise HaiEdgeError(f"{p}: no such head file")
+    if p.stat().st_size > _MAX_HEAD_BYTES:
+        raise _fail(str(p), "head file is larger than 64 MB")
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _fail(str(p), f"not valid JSON ({exc})") from None
+    return Head.from_dict(data, str(p))
+
+
+def _same(a: Any, b: Any) -> bool:
+    """JSON-level equality with floats compared to 1e-9 (files and manifests are both JSON)."""
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return bool(a == b)
+
+
+def head_entries(manifest: Any) -> list[Mapping[str, Any]]:
+    """The scoring heads of a manifest (detector entries excluded)."""
+    return [h for h in manifest.heads if h.get("role", "head") == "head"]
+
+
+def load_heads(bundle: Any, names: Sequence[str] | None = None, *, verify: bool = True
+               ) -> list[Head]:
+    """The bundle's heads (optionally only ``names``), each file checked against its sha256 and
+    against its manifest entry; a head for another embedding size is refused."""
+    manifest = bundle.manifest
+    entries = head_entries(manifest)
+    if names is not None:
+        known = {str(h.get("name")) for h in entries}
+        missing = [n for n in names if n not in known]
+        if missing:
+            raise BundleError(f"{bundle.root}: no head {missing[0]!r} in this bundle "
+                              f"(it has: {', '.join(sorted(known)) or 'none'})")
+        entries = [h for h in entries if h.get("name") in names]
+    heads: list[Head] = []
+    for entry in entries:
+        file = entry.get("file")
+        where = f"{bundle.root}: head {entry.get('name')!r}"
+        if not isinstance(file, str) or file not in manifest.files:
+            raise BundleError(f"{where}: its file {file!r} is not listed in the manifest's files")
+        if verify:
+            bundle.verify([file])
+        head = load_head_file(bundle.path_of(file))
+        if head.name != entry.get("name"):
+            raise BundleError(f"{where}: the file is for head {head.name!r}")
+        file_dict = head.manifest_entry(file)
+        for key in _SUMMARY_KEYS:
+            if key in entry and not _same(entry[key], file_dict[key]):
+                raise BundleError(f"{where}: manifest {key} differs from the head file")
+        if head.dim != manifest.embedding_dim:
+            raise BundleError(f"{where}: trained on {head.dim}-d embeddings, the bundle's are "
+                              f"{manifest.embedding_dim}-d")
+        heads.append(head)
+    return heads

@@ -1,0 +1,190 @@
+"""Teacher replicas vs INT8 students: latency per item, side by side in one run, on 1 thread.
+
+    python benchmarks/teacher_vs_student.py [--bundles DIR] [--teacher-runs 2] [--runs 50]
+
+Teachers are architecture replicas with random weights (the real weights cannot be downloaded
+here; latency does not depend on the values), run in torch FP32 on the CPU under
+``torch.inference_mode`` with ``torch.set_num_threads(1)``:
+
+* HeAR: ViT-L/16 (hidden 1024, 24 layers, 16 heads, MLP 4096, GELU) on a 1 x 192 x 128 PCEN
+  "image" (HeAR-pytorch's config; transformers ``ViTModel``), 512-d linear pooler.
+* Derm Foundation: BiT ResNet-101x3 (pre-activation ResNetV2, GroupNorm, weight-standardised
+  convs, width x3) at 448 px -> 6144-d. Weights are standardised once up front (a deployed graph
+  does the same work once per load), so the forward is plain convs + GroupNorm.
+
+Students: the INT8 models of the stand-in bundles written by ``benchmarks/export_time.py``
+(``--bundles``, built here if missing), on the fastest installed engine at 1 thread, measured in a
+fresh process by the benchmark harness. The numpy front end (log-mel of a 2 s window; resize +
+normalise of a 640 x 480 photo) is timed separately and shown next to the model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def hear_replica():  # noqa: ANN201
+    from transformers import ViTConfig, ViTModel
+
+    cfg = ViTConfig(image_size=(192, 128), patch_size=16, num_channels=1, hidden_size=1024,
+                    num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096,
+                    hidden_act="gelu_fast", layer_norm_eps=1e-6, qkv_bias=True,
+                    pooler_act="linear", pooler_output_size=512)
+    return ViTModel(cfg).eval(), (1, 1, 192, 128)
+
+
+def bit_r101x3():  # noqa: ANN201
+    import torch
+    from torch import nn
+
+    def std_conv(cin: int, cout: int, k: int, stride: int = 1) -> nn.Conv2d:
+        conv = nn.Conv2d(cin, cout, k, stride, k // 2, bias=False)
+        with torch.no_grad():  # weight standardisation, applied once
+            w = conv.weight
+            conv.weight.copy_((w - w.mean(dim=(1, 2, 3), keepdim=True))
+                              / (w.std(dim=(1, 2, 3), keepdim=True) + 1e-10))
+        return conv
+
+    class Unit(nn.Module):
+        def __init__(self, cin: int, cout: int, stride: int) -> None:
+            super().__init__()
+            mid = cout // 4
+            self.gn1, self.conv1 = nn.GroupNorm(32, cin), std_conv(cin, mid, 1)
+            self.gn2, self.conv2 = nn.GroupNorm(32, mid), std_conv(mid, mid, 3, stride)
+            self.gn3, self.conv3 = nn.GroupNorm(32, mid), std_conv(mid, cout, 1)
+            self.down = std_conv(cin, cout, 1, stride) if stride != 1 or cin != cout else None
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            pre = torch.relu(self.gn1(x))
+            short = self.down(pre) if self.down is not None else x
+            y = self.conv1(pre)
+            y = self.conv2(torch.relu(self.gn2(y)))
+            y = self.conv3(torch.relu(self.gn3(y)))
+            return y + short
+
+    w = 3
+    layers: list[nn.Module] = [std_conv(3, 64 * w, 7, 2), nn.ConstantPad2d(1, 0.0),
+                               nn.MaxPool2d(3, 2)]
+    cin = 64 * w
+    for i, (n, cout) in enumerate(zip((3, 4, 23, 3), (256, 512, 1024, 2048))):
+        for j in range(n):
+            layers.append(Unit(cin, cout * w, 2 if (j == 0 and i > 0) else 1))
+            cin = cout * w
+    layers += [nn.GroupNorm(32, cin), nn.ReLU()]
+
+    class BiT(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = nn.Sequential(*layers)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.body(x).mean(dim=(2, 3))
+
+    return BiT().eval(), (1, 3, 448, 448)
+
+
+def time_torch(model, shape, warmup: int, runs: int) -> tuple[float, int, int]:  # noqa: ANN001
+    import torch
+
+    x = torch.randn(*shape)
+    with torch.inference_mode():
+        out = model(pixel_values=x) if "ViT" in type(model).__name__ else model(x)
+        dim = int((out.pooler_output if hasattr(out, "pooler_output") else out).shape[-1])
+        for _ in range(max(0, warmup - 1)):
+            model(pixel_values=x) if "ViT" in type(model).__name__ else model(x)
+        times = []
+        for _ in range(runs):
+            t = time.perf_counter()
+            model(pixel_values=x) if "ViT" in type(model).__name__ else model(x)
+            times.append((time.perf_counter() - t) * 1e3)
+    return float(np.median(times)), sum(p.numel() for p in model.parameters()), dim
+
+
+def frontend_ms(modality: str, spec) -> float:  # noqa: ANN001
+    from hai_edge.export.golden import synthetic_photo, synthetic_waveform
+    from hai_edge.runtime.frontends import prepare_image, window_features
+
+    if modality == "audio":
+        x = synthetic_waveform(spec.window_s, spec.sample_rate)[None]
+        fn = lambda: window_features(x, spec)  # noqa: E731
+    else:
+        img = synthetic_photo(480, 640)
+        fn = lambda: prepare_image(img, spec)  # noqa: E731
+    fn()
+    times = []
+    for _ in range(20):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1e3)
+    return float(np.median(times))
+
+
+def student(modality: str, bundles: Path, runs: int) -> dict:
+    from hai_edge.bundle import Bundle
+    from hai_edge.devices.bench import run_benchmark
+
+    root = bundles / f"standin-{modality}"
+    if not (root / "manifest.json").is_file():
+        import export_time
+
+        export_time.run(modality, bundles, "auto", 10)
+    b = Bundle.load(root)
+    ids = [m.id for m in b.manifest.models if m.precision.value == "int8"]
+    res = [r for r in run_benchmark(b, None, runs=runs, threads=1, models=ids) if r.p50_ms]
+    best = min(res, key=lambda r: r.p50_ms[0])
+    params = b.manifest.provenance.get("student", {}).get("params", 0)
+    return {"model": best.model, "engine": best.engine, "ms": best.p50_ms[0], "params": params,
+            "size_mb": best.size_mb, "all": {r.model: round(r.p50_ms[0], 3) for r in res},
+            "spec": b.manifest.preprocessing}
+
+
+def main() -> None:
+    import torch
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bundles", type=Path, default=Path("/tmp/hai-edge-bench"))
+    ap.add_argument("--teacher-runs", type=int, default=2)
+    ap.add_argument("--runs", type=int, default=50)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    rows = []
+    for modality, name, build in (("audio", "HeAR replica: ViT-L/16, 1x192x128", hear_replica),
+                                  ("image", "Derm Foundation replica: BiT-R101x3, 448 px", bit_r101x3)):
+        s = student(modality, args.bundles, args.runs)
+        fe = frontend_ms(modality, s["spec"])
+        t0 = time.perf_counter()
+        model, shape = build()
+        build_s = time.perf_counter() - t0
+        ms, params, dim = time_torch(model, shape, warmup=1, runs=args.teacher_runs)
+        del model
+        rows.append({"modality": modality, "teacher": name, "teacher_params": params,
+                     "teacher_dim": dim, "teacher_ms": ms, "teacher_build_s": build_s,
+                     "student": s["model"], "student_engine": s["engine"],
+                     "student_params": s["params"], "student_size_mb": s["size_mb"],
+                     "student_ms": s["ms"], "student_all_int8_ms": s["all"],
+                     "frontend_ms": fe, "ratio_model": ms / s["ms"],
+                     "ratio_with_frontend": ms / (s["ms"] + fe)})
+        r = rows[-1]
+        print(f"[{modality}] {name}: {params / 1e6:.1f} M params, {dim}-d, {ms:.0f} ms/item "
+              f"(torch FP32, 1 thread, median of {args.teacher_runs})", flush=True)
+        print(f"[{modality}] student {s['model']} ({s['engine']}): {s['params'] / 1e6:.2f} M params, "
+              f"{s['size_mb']:.2f} MB, {s['ms']:.3f} ms/item (1 thread); numpy front end "
+              f"{fe:.2f} ms; all INT8: {s['all']}", flush=True)
+        print(f"[{modality}] teacher / student: {r['ratio_model']:.0f}x (model only), "
+              f"{r['ratio_with_frontend']:.0f}x (student incl. its front end); params "
+              f"{params / max(1, s['params']):.0f}x", flush=True)
+    out = args.bundles / "teacher_vs_student.json"
+    out.write_text(json.dumps(rows, indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

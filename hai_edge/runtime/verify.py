@@ -1,0 +1,218 @@
+"""Golden-vector self-test of a bundle: ``hai-edge verify`` (run side: numpy + engines only).
+
+``golden.json`` (written by ``hai_edge.export.golden``) holds a few model inputs, for audio a short
+raw waveform too (and for images small raw photos), plus every model's expected embeddings and
+tolerances. Verification re-runs the front end on the raw media (front-end self-test) and every
+model of the bundle on every installed engine for its format, and reports per model the max
+absolute difference and the min cosine against the tolerance. Arrays are stored as
+``{"dtype", "shape", "b64"}`` (little-endian, base64) so a JavaScript app can read them too.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ..bundle import Bundle, ModelEntry
+from ..errors import BundleError, HaiEdgeError, MissingDependencyError
+from .frontends import AudioFrontendSpec, prepare_audio, prepare_image
+
+__all__ = [
+    "GOLDEN_NAME",
+    "ModelCheck",
+    "VerifyReport",
+    "decode_array",
+    "encode_array",
+    "golden_model_inputs",
+    "load_golden",
+    "verify_bundle",
+]
+
+GOLDEN_NAME = "golden.json"
+_DTYPES = ("float32", "int16", "uint8")
+
+
+def encode_array(a: np.ndarray, dtype: str = "float32") -> dict[str, Any]:
+    if dtype not in _DTYPES:
+        raise ValueError(f"unsupported golden dtype {dtype}")
+    arr = np.ascontiguousarray(np.asarray(a).astype(np.dtype(dtype).newbyteorder("<")))
+    return {"dtype": dtype, "shape": list(arr.shape), "b64": base64.b64encode(arr.tobytes()).decode()}
+
+
+def decode_array(d: Any, where: str = "golden") -> np.ndarray:
+    if not isinstance(d, Mapping) or d.get("dtype") not in _DTYPES or "b64" not in d:
+        raise BundleError(f"{where}: not an encoded array")
+    try:
+        raw = base64.b64decode(str(d["b64"]), validate=True)
+        shape = tuple(int(s) for s in d["shape"])
+        arr = np.frombuffer(raw, dtype=np.dtype(d["dtype"]).newbyteorder("<")).reshape(shape)
+    except (ValueError, TypeError) as exc:
+        raise BundleError(f"{where}: corrupt encoded array ({exc})") from None
+    return arr.astype(np.dtype(d["dtype"]))
+
+
+def load_golden(bundle: Bundle) -> dict[str, Any]:
+    """The bundle's golden document (sha256-verified like every bundle file)."""
+    g = bundle.manifest.golden
+    if not g or not isinstance(g, Mapping) or not g.get("file"):
+        raise BundleError(f"{bundle.root}: bundle has no golden vectors (re-export it)")
+    name = str(g["file"])
+    bundle.verify([name])
+    try:
+        doc = json.loads(bundle.path_of(name).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{bundle.root}: {name} is not valid JSON ({exc})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("items"), list):
+        raise BundleError(f"{bundle.root}: {name} has no items")
+    return doc
+
+
+def golden_model_inputs(bundle: Bundle, doc: Mapping[str, Any]
+                        ) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """Model inputs ``[n, ...]`` of the golden items, and front-end self-test figures for items
+    that carry raw media (the front end recomputed here vs the stored features)."""
+    spec = bundle.manifest.preprocessing
+    tol = float((doc.get("frontend_tolerance") or {}).get("max_abs", 1e-3))
+    inputs, checks = [], []
+    for i, item in enumerate(doc["items"]):
+        where = f"golden item {i}"
+        stored = decode_array(item["input"], where) if "input" in item else None
+        computed = None
+        raw = item.get("raw")
+        if raw is not None:
+            if isinstance(spec, AudioFrontendSpec):
+                pcm = decode_array(raw["pcm16"], where).astype(np.float32) / 32768.0
+                _, feats = prepare_audio(pcm, int(raw["sample_rate"]), spec, where)
+                computed = feats[int(raw.get("window", 0))]
+            else:
+                computed = prepare_image(decode_array(raw["rgb"], where), spec, source=where)
+            if stored is not None:
+                diff = float(np.max(np.abs(computed - stored)))
+            else:
+                samples = item.get("feature_samples") or {}
+                idx = decode_array(samples["indices"], where).astype(np.int64) if samples else None
+                diff = (float(np.max(np.abs(computed.ravel()[idx] - decode_array(samples["values"], where))))
+                        if idx is not None else 0.0)
+            checks.append({"item": i, "frontend_max_abs_diff": diff, "tolerance": tol,
+                           "passed": bool(diff <= tol)})
+        x = stored if stored is not None else computed
+        if x is None:
+            raise BundleError(f"{where}: neither an input nor raw media")
+        inputs.append(np.asarray(x, dtype=np.float32))
+    return np.stack(inputs), checks
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelCheck:
+    model: str
+    engine: str
+    status: str  # "passed" | "failed" | "skipped"
+    max_abs_diff: float | None = None
+    min_cosine: float | None = None
+    tol_max_abs: float | None = None
+    tol_min_cosine: float | None = None
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class VerifyReport:
+    bundle: str
+    n_items: int
+    frontend: tuple[dict[str, Any], ...]
+    models: tuple[ModelCheck, ...]
+
+    @property
+    def passed(self) -> bool:
+        ran = [m for m in self.models if m.status != "skipped"]
+        return bool(ran) and all(m.status == "passed" for m in ran) and all(
+            f["passed"] for f in self.frontend)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"bundle": self.bundle, "n_items": self.n_items, "passed": self.passed,
+                "frontend": list(self.frontend), "models": [m.to_dict() for m in self.models]}
+
+    def table(self) -> str:
+        lines = [f"golden vectors: {self.n_items} item(s), bundle {self.bundle}"]
+        for f in self.frontend:
+            lines.append(f"  front end (item {f['item']}): max |diff| {f['frontend_max_abs_diff']:.3g} "
+                         f"(tol {f['tolerance']:.3g})  {'ok' if f['passed'] else 'FAILED'}")
+        lines.append(f"  {'model':<16} {'engine':<12} {'max|diff|':>10} {'tol':>9} {'min cos':>9} "
+                     f"{'tol':>8}  status")
+        for m in self.models:
+            if m.status == "skipped":
+                lines.append(f"  {m.model:<16} {m.engine:<12} {'':>10} {'':>9} {'':>9} {'':>8}  "
+                             f"skipped ({m.note})")
+                continue
+            lines.append(f"  {m.model:<16} {m.engine:<12} {m.max_abs_diff:>10.3g} "
+                         f"{m.tol_max_abs:>9.3g} {m.min_cosine:>9.5f} {m.tol_min_cosine:>8.4f}  "
+                         f"{m.status}")
+        return "\n".join(lines)
+
+
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a.reshape(len(a), -1).astype(np.float64)
+    b = b.reshape(len(b), -1).astype(np.float64)
+    na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = np.einsum("ij,ij->i", a, b) / (na * nb)
+    return np.where((na == 0) & (nb == 0), 1.0, np.nan_to_num(c, nan=0.0))
+
+
+def verify_bundle(bundle: Bundle, backend: str | None = None, threads: int | None = 1
+                  ) -> VerifyReport:
+    """Run the golden vectors through every model on every installed engine (or ``backend``)."""
+    from .backends import BACKENDS, _backend_info
+
+    doc = load_golden(bundle)
+    x, fe_checks = golden_model_inputs(bundle, doc)
+    want = _backend_info(backend) if backend else None
+    expected_all = doc.get("models") or {}
+    checks: list[ModelCheck] = []
+    for entry in bundle.manifest.models:
+        engines = [b for b in BACKENDS.values() if b.format is entry.format]
+        if want is not None:
+            engines = [b for b in engines if b is want]
+        for info in engines:
+            exp = expected_all.get(entry.id)
+            if exp is None:
+                checks.append(ModelCheck(entry.id, info.name, "skipped", note="no expected outputs"))
+                continue
+            if not info.is_available():
+                checks.append(ModelCheck(entry.id, info.name, "skipped",
+                                         note=f"needs hai-edge[{info.extra}]"))
+                continue
+            checks.append(_check_model(bundle, entry, info, x, exp, threads))
+    if want is not None and not checks:
+        raise BundleError(f"{bundle.root}: no model of this bundle runs on {want.name}")
+    return VerifyReport(bundle.manifest.name, len(x), tuple(fe_checks), tuple(checks))
+
+
+def _check_model(bundle: Bundle, entry: ModelEntry, info: Any, x: np.ndarray,
+                 exp: Mapping[str, Any], threads: int | None) -> ModelCheck:
+    expected = decode_array(exp["outputs"], f"golden {entry.id}").astype(np.float32)
+    tol = exp.get("tolerance") or {}
+    t_abs, t_cos = float(tol.get("max_abs", 1e-4)), float(tol.get("min_cosine", 0.9999))
+    try:
+        bundle.verify(entry.files)
+        engine = info.open(bundle.path_of(entry.main_file), entry, threads)
+        try:
+            out = engine.run({entry.inputs[0].name: x})[entry.outputs[0].name]
+        finally:
+            engine.close()
+    except MissingDependencyError:
+        return ModelCheck(entry.id, info.name, "skipped", note=f"needs hai-edge[{info.extra}]")
+    except HaiEdgeError as exc:
+        return ModelCheck(entry.id, info.name, "failed", note=str(exc).splitlines()[0][:200])
+    out = np.asarray(out, dtype=np.float32).reshape(expected.shape)
+    diff = float(np.max(np.abs(out - expected))) if np.all(np.isfinite(out)) else float("inf")
+    cos = float(np.min(_cosines(out, expected)))
+    ok = diff <= t_abs and cos >= t_cos
+    return ModelCheck(entry.id, info.name, "passed" if ok else "failed", diff, cos, t_abs, t_cos)

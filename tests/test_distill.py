@@ -1,0 +1,366 @@
+"""``distill`` end to end on tiny generated corpora with fixed random-conv fake teachers.
+
+Tiny student presets are registered for the test (the real presets are covered by
+test_students.py); the data pipeline, split, training loop, resume, report and ``load_run`` are
+the real ones.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("sklearn")
+
+from hai_edge.bundle import Modality  # noqa: E402
+from hai_edge.cli import main  # noqa: E402
+from hai_edge.errors import HaiEdgeError  # noqa: E402
+from hai_edge.export import distill as distill_mod  # noqa: E402
+from hai_edge.export import students  # noqa: E402
+from hai_edge.export.corpus import load_corpus  # noqa: E402
+from hai_edge.export.distill import DistillConfig, distill, load_run, student_inputs  # noqa: E402
+from hai_edge.export.distill_data import load_media, row_media  # noqa: E402
+from hai_edge.export.store import EmbeddingStore  # noqa: E402
+from hai_edge.export.students import BlockSpec, StudentPreset  # noqa: E402
+from hai_edge.export.teacher_embed import embed_corpus  # noqa: E402
+from hai_edge.export.teachers import TeacherInfo  # noqa: E402
+from hai_edge.runtime.frontends import (  # noqa: E402
+    AudioFrontendSpec,
+    ImageFrontendSpec,
+    prepare_audio,
+    prepare_image,
+    window_features,
+)
+
+SR = 16000
+AUDIO_SPEC = AudioFrontendSpec(sample_rate=SR, window_s=1.0, hop_s=0.9, n_mels=32)
+IMAGE_SPEC = ImageFrontendSpec(height=32, width=32)
+
+TINY = {
+    "t-audio": StudentPreset(
+        name="t-audio", modality=Modality.AUDIO, stem=8, stem_stride=2,
+        blocks=(BlockSpec(2, 16, 1, 2), BlockSpec(2, 24, 1, 2)), last=32, dim=16, relu6=False,
+        frontend=AudioFrontendSpec(sample_rate=SR, window_s=2.0, hop_s=1.8, n_mels=32),
+        description="test"),
+    "t-image": StudentPreset(
+        name="t-image", modality=Modality.IMAGE, stem=8, stem_stride=2,
+        blocks=(BlockSpec(2, 16, 1, 2), BlockSpec(2, 24, 1, 2)), last=32, dim=24, relu6=True,
+        frontend=IMAGE_SPEC, description="test"),
+}
+
+
+class ConvTeacher:
+    """A fixed random conv net on the front end's output: conv -> ReLU -> GAP -> linear."""
+
+    def __init__(self, modality: str, dim: int) -> None:
+        self.modality = modality
+        if modality == "audio":
+            self.info = TeacherInfo(id="fake:conv-audio", modality="audio", embedding_dim=dim,
+                                    licence="test-only", sample_rate=SR, window_samples=SR)
+        else:
+            self.info = TeacherInfo(id="fake:conv-image", modality="image", embedding_dim=dim,
+                                    licence="test-only", image_size=32)
+        g = torch.Generator().manual_seed(3)
+        cin = 1 if modality == "audio" else 3
+        self.conv = torch.randn(16, cin, 5, 5, generator=g) * 0.3
+        self.lin = torch.randn(16, dim, generator=g)
+        self.offset = torch.zeros(dim)
+
+    def centre_on(self, batch: Sequence[np.ndarray]) -> ConvTeacher:
+        """Fix the output offset so these inputs embed around a small common direction (with the
+        raw ReLU features every embedding would point the same way and plain cosine would say
+        nothing)."""
+        mean = self.embed(batch).mean(axis=0)
+        self.offset = torch.from_numpy(0.3 * np.abs(mean) - mean)
+        return self
+
+    def embed(self, batch: Sequence[np.ndarray]) -> np.ndarray:
+        if self.modality == "audio":
+            x = window_features(np.stack(batch), AUDIO_SPEC)
+            x = (x + 6.0) / 4.0
+        else:
+            x = np.stack([prepare_image(b, IMAGE_SPEC) for b in batch])
+        h = torch.relu(torch.nn.functional.conv2d(torch.from_numpy(x), self.conv, stride=2))
+        return (h.mean(dim=(2, 3)) @ self.lin + self.offset).numpy().astype(np.float32)
+
+    def close(self) -> None:
+        pass
+
+
+def _write_csv(path: Path, rows: list[dict]) -> Path:
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+def _audio_corpus(root: Path) -> Path:
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True)
+    rows = []
+    for i in range(16):
+        t = np.arange(int(rng.uniform(1.5, 4.0) * SR)) / SR
+        f0 = rng.uniform(200, 3000)
+        envelope = 0.6 + 0.4 * np.sin(2 * np.pi * rng.uniform(1, 5) * t)
+        x = 0.3 * np.sin(2 * np.pi * f0 * t) * envelope
+        x += rng.uniform(0.002, 0.05) * rng.standard_normal(t.size)
+        sf.write(root / f"a{i:02d}.wav", x.astype(np.float32), SR)
+        rows.append({"path": f"a{i:02d}.wav", "subject_id": f"s{i // 2}",
+                     "label": str(int(f0 > 1500)), "sex": "MF"[i % 2], "age": str(20 + 4 * i)})
+    return _write_csv(root / "meta.csv", rows)
+
+
+def _image_corpus(root: Path) -> Path:
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    root.mkdir(parents=True)
+    rows = []
+    for i in range(16):
+        h, w = (int(v) for v in rng.integers(40, 80, size=2))
+        yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+        colour = rng.uniform(0, 255, 3)
+        freq = rng.uniform(2, 14)
+        pattern = 0.5 + 0.5 * np.sin(freq * xx + rng.uniform(0, 6)) * np.cos(freq * yy)
+        img = colour * pattern[..., None] + rng.normal(0, 8, (h, w, 3))
+        Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(root / f"p{i:02d}.png")
+        rows.append({"path": f"p{i:02d}.png", "patient_id": f"p{i // 2}",
+                     "diagnostic": ["BCC", "NEV", "MEL", "SEK"][i % 4], "sex": "MF"[i % 2]})
+    return _write_csv(root / "meta.csv", rows)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _tiny_presets():
+    with pytest.MonkeyPatch.context() as mp:
+        for name, preset in TINY.items():
+            mp.setitem(students.STUDENTS, name, preset)
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _no_epoch_hook():
+    distill_mod._EPOCH_HOOK.clear()
+    yield
+    distill_mod._EPOCH_HOOK.clear()
+
+
+@pytest.fixture(scope="module")
+def audio_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, ConvTeacher]:
+    root = tmp_path_factory.mktemp("audio")
+    csv_path = _audio_corpus(root / "data")
+    items = load_corpus(csv_path, "audio")
+    windows = [w.samples for it in items for w in prepare_audio(*_decode(it.path), AUDIO_SPEC,
+                                                                 "x")[0]]
+    teacher = ConvTeacher("audio", 32).centre_on(windows)
+    embed_corpus(teacher, items, root / "store", views=1, seed=0)
+    return csv_path, root / "store", teacher
+
+
+@pytest.fixture(scope="module")
+def image_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, ConvTeacher]:
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("image")
+    csv_path = _image_corpus(root / "data")
+    items = load_corpus(csv_path, "image")
+    photos = [np.asarray(Image.open(it.path).convert("RGB")) for it in items]
+    teacher = ConvTeacher("image", 24).centre_on(photos)
+    embed_corpus(teacher, items, root / "store", views=1, seed=0)
+    return csv_path, root / "store", teacher
+
+
+def _cfg(data: tuple, run_dir: Path, student: str = "t-audio", **kw) -> DistillConfig:
+    base = dict(data=str(data[0]), student=student, run_dir=str(run_dir), targets=str(data[1]),
+                epochs=3, batch_size=8, lr=1e-2, holdout=0.3, seed=0, progress=False,
+                num_threads=1)
+    base.update(kw)
+    return DistillConfig(**base)
+
+
+def _weights(run_dir: Path) -> dict:
+    return torch.load(run_dir / "student.pt", weights_only=True)["state_dict"]
+
+
+def _same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture(scope="module")
+def audio_run(audio_data, tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("runs") / "audio"
+    distill(_cfg(audio_data, run_dir, label="label", subgroups=("sex", "age")))
+    return run_dir
+
+
+@pytest.mark.parametrize("which", ["audio", "image"])
+def test_rows_replay_exactly_what_the_teacher_saw(which: str, request) -> None:
+    """Window cut + augmentation replay from the store's JSON reproduce the teacher's inputs:
+    the teacher re-embeds them to the stored vectors, augmented views included."""
+    csv_path, store_dir, teacher = request.getfixturevalue(f"{which}_data")
+    spec = AUDIO_SPEC if which == "audio" else IMAGE_SPEC
+    items = {it.item_id: it for it in load_corpus(csv_path, which)}
+    rows = EmbeddingStore(store_dir).load()
+    assert set(rows["view"].tolist()) == {0, 1} and any(rows["aug"])
+    picks = [i for i in range(len(rows["sample_id"])) if i % 5 == 0]
+    media = [row_media(load_media(items[str(rows["item_id"][i])], spec), spec,
+                       float(rows["start_s"][i]), str(rows["aug"][i])) for i in picks]
+    np.testing.assert_allclose(teacher.embed(media), rows["vector"][picks], rtol=0, atol=1e-5)
+    # and a wrong window start is visible, so the check can fail
+    if which == "audio":
+        i = next(i for i in picks if rows["start_s"][i] > 0)
+        shifted = row_media(load_media(items[str(rows["item_id"][i])], spec), spec, 0.0,
+                            str(rows["aug"][i]))
+        assert np.abs(teacher.embed([shifted])[0] - rows["vector"][i]).max() > 1e-3
+
+
+def test_audio_run_writes_artifacts_and_learns(audio_run: Path, audio_data) -> None:
+    meta = json.loads((audio_run / "run.json").read_text())
+    for name in ("student.pt", "checkpoint.pt", "fidelity.json", "fidelity.md", "split.json"):
+        assert (audio_run / name).is_file(), name
+    assert meta["status"] == "finished" and meta["training"]["epochs_done"] == 3
+    assert meta["teacher"]["id"] == "fake:conv-audio" and meta["teacher"]["licence"] == "test-only"
+    assert meta["embedding"] == {**meta["embedding"], "teacher_dim": 32, "student_dim": 16,
+                                 "exported": "teacher", "exported_dim": 32}
+    # the student's window follows the teacher's (1 s), standardisation fitted on train data
+    pre = meta["preprocessing"]
+    assert pre["window_s"] == 1.0 and pre["feature_std"] != 1.0
+    assert meta["student"]["params"] > 0 and meta["student"]["macs"] > 0
+    assert len(meta["data"]["corpus_hash"]) == 64
+    hist = meta["training"]["history"]
+    assert [h["epoch"] for h in hist] == [0, 1, 2, 3]
+    best = max(h["cosine"] for h in hist[1:])
+    assert best > hist[0]["cosine"] + 0.02
+    assert max(h["centred_cosine"] for h in hist[1:]) > hist[0]["centred_cosine"] + 0.1
+    fid = json.loads((audio_run / "fidelity.json").read_text())
+    assert fid["rows"]["n"] == meta["split"]["heldout_rows"]
+    assert fid["rows"]["cosine_mean"] == pytest.approx(best, abs=1e-3)
+    assert {r["value"] for r in fid["subgroups"]["sex"]} <= {"F", "M"}
+    assert "probe" in fid  # too few held-out groups to fit: reported as skipped, not crashed
+    assert "Fidelity (held-out)" in (audio_run / "fidelity.md").read_text()
+
+
+def test_split_is_grouped_and_load_run_gives_the_exported_model(audio_run: Path) -> None:
+    art = load_run(audio_run)
+    train_groups = {it.group for it in art.train_items}
+    held_groups = {it.group for it in art.heldout_items}
+    assert train_groups and held_groups and not train_groups & held_groups
+    store_ids = set(EmbeddingStore(art.meta["targets"]["store"]).load()["item_id"].tolist())
+    assert {it.item_id for it in art.train_items + art.heldout_items} <= store_ids
+    assert isinstance(art.spec, AudioFrontendSpec) and art.spec.window_s == 1.0
+    assert art.teacher_info["id"] == "fake:conv-audio"
+    assert not art.model.training
+    x = student_inputs(art.spec, art.heldout_items)
+    n_windows = sum(len(prepare_audio(*_decode(it.path), art.spec, "x")[0])
+                    for it in art.heldout_items)
+    assert x.shape == (n_windows, *art.spec.input_shape())
+    with torch.no_grad():
+        emb = art.model(torch.from_numpy(x)).numpy()
+    assert emb.shape == (len(x), 32)
+    # the exported model reproduces the held-out fidelity (clean windows, same front end)
+    store = EmbeddingStore(art.meta["targets"]["store"]).load()
+    held = {it.item_id for it in art.heldout_items}
+    rows = [i for i, (iid, v) in enumerate(zip(store["item_id"], store["view"]))
+            if iid in held and v == 0]
+    t = store["vector"][rows]
+    cos = np.sum(emb * t, 1) / np.linalg.norm(emb, axis=1) / np.linalg.norm(t, axis=1)
+    fid = json.loads((audio_run / "fidelity.json").read_text())
+    assert len(rows) == len(emb)  # every window is loud enough: same windows as the teacher
+    assert float(cos.mean()) == pytest.approx(fid["rows"]["cosine_mean"], abs=2e-3)
+
+
+def _decode(path: Path):
+    import soundfile as sf
+
+    x, sr = sf.read(path, dtype="float32", always_2d=True)
+    return x, sr
+
+
+def test_deterministic_and_resume_equals_uninterrupted(audio_data, audio_run, tmp_path) -> None:
+    again = tmp_path / "again"
+    distill(_cfg(audio_data, again, label="label", subgroups=("sex", "age")))
+    assert _same(_weights(again), _weights(audio_run))
+
+    # pause after epoch 1 (a clean stop), then continue with the same command
+    paused = tmp_path / "paused"
+    res = distill(_cfg(audio_data, paused, stop_after_epoch=1))
+    assert (res.status, res.stopped, res.epochs_done) == ("paused", "stop_after_epoch", 1)
+    epochs_run: list[int] = []
+    distill_mod._EPOCH_HOOK["hook"] = lambda epoch, state: epochs_run.append(epoch)
+    res = distill(_cfg(audio_data, paused))
+    assert epochs_run == [2, 3] and res.status == "finished"
+    assert _same(_weights(paused), _weights(audio_run))
+
+    # a crash after epoch 1 (exception), then a re-run resumes at epoch 2
+    crashed = tmp_path / "crashed"
+
+    def boom(epoch: int, state) -> None:
+        if epoch == 1:
+            raise RuntimeError("simulated crash")
+
+    distill_mod._EPOCH_HOOK["hook"] = boom
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        distill(_cfg(audio_data, crashed))
+    assert not (crashed / "student.pt").exists()
+    epochs_run.clear()
+    distill_mod._EPOCH_HOOK["hook"] = lambda epoch, state: epochs_run.append(epoch)
+    distill(_cfg(audio_data, crashed))
+    assert epochs_run == [2, 3]
+    assert _same(_weights(crashed), _weights(audio_run))
+
+    # a finished run is not retrained; other settings in the same directory are refused
+    epochs_run.clear()
+    distill(_cfg(audio_data, crashed))
+    assert epochs_run == []
+    with pytest.raises(HaiEdgeError, match="different settings"):
+        distill(_cfg(audio_data, crashed, lr=5e-3))
+
+
+def test_image_run_and_student_output(image_data, tmp_path) -> None:
+    run_dir = tmp_path / "img"
+    res = distill(_cfg(image_data, run_dir, student="t-image", epochs=2,
+                       export_output="student", label="diagnostic", positive=("BCC", "MEL")))
+    meta = res.meta
+    assert meta["embedding"]["exported"] == "student" and meta["embedding"]["exported_dim"] == 24
+    assert meta["preprocessing"]["kind"] == "image" and meta["preprocessing"]["height"] == 32
+    assert meta["targets"]["views"] == [0, 1]
+    held = set(json.loads((run_dir / "split.json").read_text())["heldout"])
+    assert meta["split"]["heldout_rows"] == len(held)  # clean view only, one per photo
+    art = load_run(run_dir)
+    x = student_inputs(art.spec, art.heldout_items)
+    assert x.shape == (len(art.heldout_items), 3, 32, 32)
+    with torch.no_grad():
+        assert art.model(torch.from_numpy(x)).shape == (len(x), 24)
+
+
+def test_bad_inputs_are_clear_errors(audio_data, tmp_path) -> None:
+    with pytest.raises(HaiEdgeError, match="exactly one"):
+        DistillConfig(data="x", student="t-audio", run_dir=str(tmp_path))
+    with pytest.raises(HaiEdgeError, match="no column"):
+        distill(_cfg(audio_data, tmp_path / "r", label="nope"))
+    with pytest.raises(HaiEdgeError, match="audio"):
+        distill(_cfg(audio_data, tmp_path / "r2", student="t-image"))
+
+
+def test_cli_distill_and_list_students(audio_data, tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.setattr(students, "STUDENTS", dict(TINY))
+    assert main(["distill", "--list-students"]) == 0
+    out = capsys.readouterr().out
+    assert "t-audio" in out and "t-image" in out and "MACs" in out
+    rc = main(["distill", "--targets", str(audio_data[1]), "--data", str(audio_data[0]),
+               "--student", "t-audio", "-o", str(tmp_path / "cli"), "--epochs", "1",
+               "--batch-size", "8", "--holdout", "0.3", "--quiet", "--subgroups", "sex",
+               "--threads", "1"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "Fidelity (held-out)" in out and "## by sex" in out
+    assert json.loads((tmp_path / "cli" / "run.json").read_text())["training"]["epochs_done"] == 1
+    assert main(["distill", "--data", str(audio_data[0])]) == 2
+    assert "--teacher SPEC or --targets STORE" in capsys.readouterr().err

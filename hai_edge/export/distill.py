@@ -350,7 +350,9 @@ def _distill(cfg: DistillConfig) -> RunResult:
     train_items, held_items = split_by_group(used, cfg.holdout, cfg.seed)
     held_ids = {it.item_id for it in held_items}
     split = {"train": [it.item_id for it in train_items], "heldout": sorted(held_ids)}
-    _write_json(run_dir / "split.json", split)
+    _write_json(run_dir / "split.json", {**split, "items": {
+        it.item_id: {"path": str(it.path.resolve()), "group": it.group, "meta": dict(it.meta)}
+        for it in used}})
 
     is_held = np.array([str(i) in held_ids for i in rows["item_id"]])
     train_rows = select_rows(rows, ~is_held)
@@ -484,6 +486,17 @@ _EPOCH_HOOK: dict[str, Any] = {}
 
 
 # ------------------------------------------------------------------------------ load_run
+def _split_items(split: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, CorpusItem]:
+    """The run's items as recorded in split.json (path, group, metadata), so an export does not
+    depend on re-reading the corpus CSV the same way; older runs fall back to the corpus."""
+    if "items" in split:
+        return {iid: CorpusItem(item_id=iid, path=Path(d["path"]), group=d.get("group"),
+                                meta=dict(d.get("meta") or {}))
+                for iid, d in split["items"].items()}
+    items = load_corpus(data["path"], data["modality"], group_col=data.get("group_col"))
+    return {it.item_id: it for it in items}
+
+
 def load_run(run_dir: str | os.PathLike[str]) -> RunArtifacts:
     """The trained student of a finished (or paused) run, ready for export."""
     import torch
@@ -502,14 +515,16 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunArtifacts:
     net.eval()
     model = export_model(net, ExportOutput(meta["embedding"]["exported"]))
     spec = spec_from_dict(meta["preprocessing"])
-    data = meta["data"]
-    items = load_corpus(data["path"], data["modality"], group_col=data.get("group_col"))
     split = json.loads((root / "split.json").read_text())
-    by_id = {it.item_id: it for it in items}
+    by_id = _split_items(split, meta["data"])
     missing = [i for i in (*split["train"], *split["heldout"]) if i not in by_id]
     if missing:
         raise HaiEdgeError(f"{root}: {len(missing)} items of the run are no longer in "
-                           f"{data['path']} (e.g. {missing[0]!r})")
+                           f"{meta['data']['path']} (e.g. {missing[0]!r})")
+    gone = [it for it in by_id.values() if not it.path.is_file()]
+    if gone:
+        raise HaiEdgeError(f"{root}: {len(gone)} media files of the run are missing "
+                           f"(e.g. {gone[0].path})")
     return RunArtifacts(
         model=model, spec=spec, meta=meta, teacher_info=dict(meta.get("teacher") or {}),
         heldout_items=[by_id[i] for i in split["heldout"]],

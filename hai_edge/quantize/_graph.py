@@ -69,6 +69,14 @@ class OpGraph:
         produced = {t for op in self.ops if op.name in fe for t in op.outputs}
         return sorted({t for op in self.ops if op.name not in fe for t in op.inputs if t in produced})
 
+    def excluded_ops(self, frontend: Sequence[str], requested: Iterable[str],
+                     quantize_frontend: bool = False) -> list[str]:
+        """Ops every quantizer keeps float: the front end (unless forced into INT8 for a debug
+        run) plus the requested names that exist in this graph, in order, without repeats."""
+        names = {op.name for op in self.ops}
+        extra = [n for n in requested if n in names]
+        return list(dict.fromkeys(([] if quantize_frontend else list(frontend)) + extra))
+
     def ops_before(self, tensors: Iterable[str]) -> list[str]:
         """Ops producing ``tensors`` and everything upstream (maps a boundary onto another graph)."""
         prod = self.producer()

@@ -94,9 +94,7 @@ class OnnxQuantBackend(QuantBackend):
         original = self.graph(fp32_path, config.frontend_scope)
         pre_graph = self.graph(pre, config.frontend_scope)
         frontend = pre_graph.frontend_ops() or pre_graph.ops_before(original.frontend_boundary())
-        names = {op.name for op in pre_graph.ops}
-        extra = [n for n in (*config.exclude, *exclude) if n in names]
-        excluded = list(dict.fromkeys(([] if config.quantize_frontend else frontend) + extra))
+        excluded = pre_graph.excluded_ops(frontend, (*config.exclude, *exclude), config.quantize_frontend)
         input_name = onnx.load(str(pre), load_external_data=False).graph.input[0].name
         percentile = config.calibration is CalibrationMethod.PERCENTILE
         extra_options: dict[str, Any] = {}

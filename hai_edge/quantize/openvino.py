@@ -70,9 +70,7 @@ class OpenVinoQuantBackend(QuantBackend):
         xml = out_dir / f"{basename}.xml"
         graph = self.graph(fp32_path, config.frontend_scope)
         frontend = graph.frontend_ops()
-        names = {op.name for op in graph.ops}
-        extra = [n for n in (*config.exclude, *exclude) if n in names]
-        excluded = list(dict.fromkeys(([] if config.quantize_frontend else frontend) + extra))
+        excluded = graph.excluded_ops(frontend, (*config.exclude, *exclude), config.quantize_frontend)
         with no_openvino_telemetry(), quiet():
             import nncf
             import openvino as ov

@@ -106,9 +106,7 @@ class TfliteQuantBackend(QuantBackend):
         out = out_dir / f"{basename}.tflite"
         graph = self.graph(fp32_path, config.frontend_scope)
         frontend = graph.frontend_ops()
-        names = {op.name for op in graph.ops}
-        extra = [n for n in (*config.exclude, *exclude) if n in names]
-        excluded = list(dict.fromkeys(([] if config.quantize_frontend else frontend) + extra))
+        excluded = graph.excluded_ops(frontend, (*config.exclude, *exclude), config.quantize_frontend)
         interp = _interpreter(fp32_path)
         sig_key = next(iter(interp.get_signature_list()))
         sig_input = next(iter(interp.get_signature_runner(sig_key).get_input_details()))

@@ -1,0 +1,43 @@
+"""`hai-edge demo` end to end on the bundled sample set, with small stand-in teachers (fast)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("litert_torch")
+
+
+def test_sample_set_is_bundled_with_attribution() -> None:
+    from hai_edge.export.corpus import load_corpus
+    from hai_edge.export.demo import DEMO_DATA
+
+    coughs = load_corpus(DEMO_DATA / "coughs" / "metadata.csv", "audio")
+    lesions = load_corpus(DEMO_DATA / "lesions" / "metadata.csv", "image")
+    assert len(coughs) == 32 and len(lesions) == 36
+    assert {it.group for it in lesions} and all(it.group for it in coughs)
+    text = (DEMO_DATA / "ATTRIBUTION.md").read_text()
+    assert "CC0" in text and "CC BY 4.0" in text and "Pacheco" in text
+
+
+def test_demo_runs_end_to_end(tmp_path: Path, monkeypatch) -> None:
+    from hai_edge.bundle import Bundle
+    from hai_edge.export.demo import run_demo
+
+    lines: list[str] = []
+    results = run_demo(tmp_path, quick=True, modalities=("audio",), say=lines.append,
+                       teachers={"audio": "torch:tests._demo_teachers:audio"}, epochs=2,
+                       allow_degraded=True)  # 2 epochs: a barely trained student may miss gates
+    text = "\n".join(lines)
+    assert "hai-edge demo summary" in text and "not for clinical use" in text
+    (r,) = results
+    b = Bundle.load(r.bundle)  # verifies every hash
+    ids = {m.id for m in b.manifest.models}
+    assert ids == {f"{f}-{p}" for f in ("onnx", "openvino", "tflite") for p in ("fp32", "int8")}
+    assert "demo, not for clinical use" in b.manifest.notices
+    assert r.engine_cosine >= 0.98
+    assert set(r.stages_s) >= {"teacher_embed", "distill", "export", "benchmark", "embed"}
+    assert all(np.isfinite(v) for v in r.latency_ms.values())

@@ -364,3 +364,43 @@ def test_cli_distill_and_list_students(audio_data, tmp_path, capsys, monkeypatch
     assert json.loads((tmp_path / "cli" / "run.json").read_text())["training"]["epochs_done"] == 1
     assert main(["distill", "--data", str(audio_data[0])]) == 2
     assert "--teacher SPEC or --targets STORE" in capsys.readouterr().err
+
+
+def test_teacher_spec_is_embedded_into_the_run_first(image_data, tmp_path, monkeypatch) -> None:
+    from hai_edge.export import teachers
+
+    calls: list[str] = []
+    teacher = image_data[2]
+
+    def fake_load(spec: str, *, device: str = "cpu") -> ConvTeacher:
+        calls.append(spec)
+        return teacher
+
+    monkeypatch.setattr(teachers, "load_teacher", fake_load)
+    run_dir = tmp_path / "with-teacher"
+    cfg = _cfg(image_data, run_dir, student="t-image", epochs=1, targets=None,
+               teacher="fake:conv-image", views=1)
+    res = distill(cfg)
+    store = EmbeddingStore(run_dir / "targets")
+    assert calls == ["fake:conv-image"] and store.meta["views"] == 1
+    assert res.meta["targets"]["store"] == str((run_dir / "targets").resolve())
+    assert res.meta["teacher"]["id"] == "fake:conv-image"
+    # the same vectors as the standalone store (same teacher, seed and views)
+    a, b = store.load(), EmbeddingStore(image_data[1]).load()
+    assert a["sample_id"].tolist() == b["sample_id"].tolist()
+    np.testing.assert_allclose(a["vector"], b["vector"], atol=1e-5)
+    shards = store.shard_paths()
+    distill(cfg)  # finished: nothing re-embedded, nothing retrained
+    assert store.shard_paths() == shards and calls == ["fake:conv-image"]  # not even loaded
+
+
+def test_time_budget_pauses_resumably(audio_data, audio_run, tmp_path) -> None:
+    run_dir = tmp_path / "budget"
+    res = distill(_cfg(audio_data, run_dir, max_minutes=1e-4))  # over budget after one epoch
+    assert (res.status, res.stopped, res.epochs_done) == ("paused", "time_budget", 1)
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["status"] == "paused" and (run_dir / "fidelity.json").is_file()
+    assert "paused run" in (run_dir / "fidelity.md").read_text()
+    res = distill(_cfg(audio_data, run_dir))
+    assert (res.status, res.epochs_done) == ("finished", 3)
+    assert _same(_weights(run_dir), _weights(audio_run))

@@ -53,6 +53,9 @@ def register(subparsers: Any) -> None:
     d.add_argument("--seed", type=int, default=0, help="seed for split, init and batches (0)")
     d.add_argument("--holdout", type=float, default=0.2, help="held-out fraction by group (0.2)")
     d.add_argument("--group", metavar="COL", help="CSV column with subject/patient/group ids")
+    d.add_argument("--id-col", metavar="COL", help="CSV column with item ids (default: the "
+                   "corpus loader's choice); must give the ids the store was built with")
+    d.add_argument("--path-col", metavar="COL", help="CSV column with file paths")
     d.add_argument("--label", metavar="COL", help="report: probe label column")
     d.add_argument("--positive", metavar="VALUES", help="report: label values that are positive "
                    "(comma-separated, e.g. BCC,SCC,MEL)")
@@ -125,7 +128,8 @@ def _cmd_distill(args: argparse.Namespace) -> int:
         teacher=args.teacher, views=args.views, teacher_batch_size=args.teacher_batch_size,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         weight_decay=args.weight_decay, loss=LossWeights(*weights), seed=args.seed,
-        holdout=args.holdout, group_col=args.group, label=args.label,
+        holdout=args.holdout, group_col=args.group, id_col=args.id_col,
+        path_col=args.path_col, label=args.label,
         positive=_csv_list(args.positive), label_filter=tuple(args.label_filter),
         subgroups=_csv_list(args.subgroups), probe_repeats=args.probe_repeats,
         patience=args.patience,

@@ -46,7 +46,8 @@ def register(subparsers: Any) -> None:
     e.add_argument("--group", metavar="COL", help="CSV column with subject/patient ids")
     e.add_argument("--path-col", metavar="COL", help="CSV column with file paths (default: path, "
                    "file, filename or img_id)")
-    e.add_argument("--id-col", metavar="COL", default="id", help="CSV column with item ids (id)")
+    e.add_argument("--id-col", metavar="COL", default=None,
+                   help="CSV column with item ids (default: id, file_id, sample_id or img_id)")
     e.add_argument("--limit", type=int, help="embed only the first N items (by id)")
     e.add_argument("--seed", type=int, default=0, help="augmentation seed (default 0)")
     e.add_argument("--shard-items", type=int, default=32, help="items per store shard (32)")

@@ -88,6 +88,8 @@ class DistillConfig:
     seed: int = 0
     holdout: float = 0.2
     group_col: str | None = None
+    id_col: str | None = None  # CSV column of item ids (default: load_corpus's detection)
+    path_col: str | None = None
     label: str | None = None  # report only: probe label column
     positive: tuple[str, ...] = ()
     label_filter: tuple[tuple[str, str], ...] = ()
@@ -216,6 +218,12 @@ def _open_targets(cfg: DistillConfig, items: list[CorpusItem], run_dir: Path,
         if not store.meta:
             raise HaiEdgeError(f"{cfg.targets}: not an embedding store (no store.json)")
         return store
+    existing = EmbeddingStore(run_dir / "targets")
+    if existing.meta and (existing.meta.get("views"), existing.meta.get("seed")) == (
+            cfg.views, cfg.seed):
+        done = existing.done_items() | {s.get("item_id") for s in existing.meta.get("skipped", [])}
+        if all(it.item_id in done for it in items):
+            return existing  # complete: no need to load the teacher at all
     from .teacher_embed import embed_corpus
     from .teachers import load_teacher
 
@@ -329,7 +337,8 @@ def _distill(cfg: DistillConfig) -> RunResult:
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
 
-    items = load_corpus(cfg.data, preset.modality.value, group_col=cfg.group_col)
+    items = load_corpus(cfg.data, preset.modality.value, group_col=cfg.group_col,
+                        id_col=cfg.id_col, path_col=cfg.path_col)
     _check_columns(items, cfg)
     store = _open_targets(cfg, items, run_dir, preset, progress)
     teacher = _teacher_info(store)
@@ -342,9 +351,13 @@ def _distill(cfg: DistillConfig) -> RunResult:
     by_id = {it.item_id: it for it in items}
     known = np.array([str(i) in by_id for i in rows["item_id"]])
     rows_unmatched = int((~known).sum())
+    example_id = str(rows["item_id"][0])
     rows = select_rows(rows, known)
     if len(rows["sample_id"]) == 0:
-        raise HaiEdgeError(f"no store item id matches an item of {cfg.data} (different corpus?)")
+        raise HaiEdgeError(
+            f"no store item id matches an item of {cfg.data} (store ids look like "
+            f"{example_id!r}, corpus ids like {items[0].item_id!r}); pass "
+            f"the same --id-col/--path-col as to `teacher embed`")
     used_ids = set(str(i) for i in rows["item_id"])
     used = [it for it in items if it.item_id in used_ids]
     train_items, held_items = split_by_group(used, cfg.holdout, cfg.seed)
@@ -444,7 +457,8 @@ def _distill(cfg: DistillConfig) -> RunResult:
                     "target_normalisation": {"shift": "teacher train mean",
                                              "scale": round(scale, 8)}},
         "data": {"path": str(Path(cfg.data).resolve()), "modality": preset.modality.value,
-                 "group_col": cfg.group_col, "corpus_items": len(items),
+                 "group_col": cfg.group_col, "id_col": cfg.id_col, "path_col": cfg.path_col,
+                 "corpus_items": len(items),
                  "items_with_targets": len(used),
                  "corpus_hash": corpus_hash(used)},
         "split": {"method": "split_by_group", "holdout": cfg.holdout, "seed": cfg.seed,
@@ -493,7 +507,8 @@ def _split_items(split: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str,
         return {iid: CorpusItem(item_id=iid, path=Path(d["path"]), group=d.get("group"),
                                 meta=dict(d.get("meta") or {}))
                 for iid, d in split["items"].items()}
-    items = load_corpus(data["path"], data["modality"], group_col=data.get("group_col"))
+    items = load_corpus(data["path"], data["modality"], group_col=data.get("group_col"),
+                        id_col=data.get("id_col"), path_col=data.get("path_col"))
     return {it.item_id: it for it in items}
 
 

@@ -10,7 +10,8 @@ the first screen, rendered offline in headless Debian Chromium with JavaScript o
 request other than the page itself aborted) and ``report-NAME.txt`` (the exact stdout of
 ``hai-edge report``, so the committed figures can be checked against the CLI). With ``--device``
 the bundle is first benchmarked (``hai-edge benchmark --json``, kept as
-``report-NAME.bench-PROFILE.json``) and the results go into the report. Everything runs through the real CLI in subprocesses.
+``report-NAME.bench-PROFILE.json``) and the results go into the report. Everything runs through
+the real CLI in subprocesses.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ def main() -> None:
     ap.add_argument("--run", required=True, help="the bundle's distillation run directory")
     ap.add_argument("--bundle", required=True, help="the exported bundle")
     ap.add_argument("--data", help="labels CSV (shared data metadata)")
+    ap.add_argument("--id-col", help="id column of --data (default: the one matching the run)")
     ap.add_argument("--label", help="label column")
     ap.add_argument("--positive", help="positive values, comma-separated")
     ap.add_argument("--label-filter", action="append", default=[], metavar="COL=VALUE")
@@ -90,9 +92,9 @@ def main() -> None:
         benches.append(path)
     cmd = ["report", args.run, "--bundle", args.bundle, "--repeats", str(args.repeats),
            "-o", str(html)]
-    for flag, value in (("--data", args.data), ("--label", args.label),
-                        ("--positive", args.positive), ("--group", args.group),
-                        ("--subgroups", args.subgroups)):
+    for flag, value in (("--data", args.data), ("--id-col", args.id_col),
+                        ("--label", args.label), ("--positive", args.positive),
+                        ("--group", args.group), ("--subgroups", args.subgroups)):
         if value:
             cmd += [flag, value]
     for f in args.label_filter:

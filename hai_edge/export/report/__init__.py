@@ -10,6 +10,7 @@ heavy is imported with the package: matplotlib, scikit-learn and torch load when
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -71,8 +72,20 @@ def write_report(rep: dict[str, Any], html_path: str | Path,
     json_path = Path(json_path) if json_path else html_path.with_suffix(".json")
     page = render(rep)
     text = json.dumps(rep, indent=1, allow_nan=False, ensure_ascii=False) + "\n"
-    with atomic_write(json_path, "wb") as fh:
-        fh.write(text.encode("utf-8"))
-    with atomic_write(html_path, "wb") as fh:
-        fh.write(page.encode("utf-8"))
+    mode = _default_mode()
+    for path, data in ((json_path, text), (html_path, page)):
+        with atomic_write(path, "wb") as fh:
+            fh.write(data.encode("utf-8"))
+            os.fchmod(fh.fileno(), mode)  # a report is for sharing: not the temp file's 0600
     return html_path, json_path
+
+
+def _default_mode() -> int:
+    """0o666 minus the umask (read from /proc where possible: os.umask briefly changes it)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            mask = next(int(line.split()[1], 8) for line in fh if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return 0o666 & ~mask

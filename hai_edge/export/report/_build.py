@@ -81,7 +81,8 @@ def _provenance(c: Collected) -> dict[str, Any]:
         "data": {k: v for k, v in {
             "corpus": data.get("path"), "corpus_hash": data.get("corpus_hash")
             or bprov.get("data_hash"), "corpus_items": data.get("corpus_items"),
-            "items_with_targets": data.get("items_with_targets"), "group_col": data.get("group_col"),
+            "items_with_targets": data.get("items_with_targets"),
+            "group_col": data.get("group_col"),
             "split": meta.get("split"), "labels": c.label_source or None}.items()
             if v is not None},
         "run_dir": str(c.run_dir) if c.run_dir else None,

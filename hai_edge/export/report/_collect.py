@@ -343,8 +343,8 @@ def collect(run_dir: Path | None, bundle: Any, *, labels: LabelTable | None = No
     else:
         groups = {i: (held_items[i].group or f"item:{i}") for i in item_meta}
     modality = "audio" if hasattr(run.spec, "sample_rate") else "image"
-    return Collected(run_dir, meta, bundle, modality, row_items, emb, embedders, train_mean, item_meta, groups, label_source,
-                     notes)
+    return Collected(run_dir, meta, bundle, modality, row_items, emb, embedders, train_mean,
+                     item_meta, groups, label_source, notes)
 
 
 def tool_versions(extra: Sequence[str] = ()) -> dict[str, str]:

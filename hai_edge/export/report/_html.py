@@ -150,7 +150,8 @@ def headline(rep: Mapping[str, Any]) -> list[dict[str, str]]:
     if w:
         out.append({"label": "Largest subgroup AUROC drop",
                     "value": f"{w['column']} = {w['value']}: {w['drop']:+.3f}",
-                    "detail": f"teacher {w['teacher']:.3f} → {labels.get(w['scorer'], w['scorer'])}"
+                    "detail": f"teacher {w['teacher']:.3f} → "
+                              f"{labels.get(w['scorer'], w['scorer'])}"
                               f" {w['other']:.3f} (n={w['n']}, {w['n_positive']}+)"})
     low = sg.get("lowest_centred_cosine")
     if low:
@@ -351,7 +352,8 @@ def _subgroups(rep: Mapping[str, Any], figs: Mapping[str, str]) -> str:
         return "".join(parts)
     w = sg.get("largest_drop")
     if w:
-        parts.append(f'<p class="warn">Largest teacher-to-{_e(labels.get(w["scorer"], w["scorer"]))}'
+        who = _e(labels.get(w["scorer"], w["scorer"]))
+        parts.append(f'<p class="warn">Largest teacher-to-{who}'
                      f' AUROC drop: {_e(w["column"])} = {_e(w["value"])}, {w["drop"]:+.3f} '
                      f'(teacher {w["teacher"]:.3f}, {w["other"]:.3f}; n={w["n"]}, '
                      f'{w["n_positive"]} positive).</p>')
@@ -418,7 +420,8 @@ def _speed(rep: Mapping[str, Any], figs: Mapping[str, str]) -> str:
                             zip(r.get("threads") or [], r.get("p50_ms") or [],
                                 r.get("p95_ms") or []))
             rows.append((_e(r["model"]), _e(r.get("engine")), _f(r.get("size_mb"), 2),
-                         lat or "–", _f(r.get("peak_rss_mb"), 0), _f(r.get("projected_p95_ms"), 2),
+                         lat or "–", _f(r.get("peak_rss_mb"), 0),
+                         _f(r.get("projected_p95_ms"), 2),
                          _f(r.get("budget_ms"), 0), _e(r.get("status")) + (
                              f" ({_e(r['error'])})" if r.get("error") else "")))
         parts.append(_table(("model", "engine", "MB", "p50/p95 ms by threads", "peak RSS MB",

@@ -20,12 +20,15 @@ __all__ = [
     "LabelDraw",
     "auroc",
     "auroc_fast",
+    "centred_cosine",
+    "curve_summary",
     "draw_training_labels",
     "eval_split",
     "grouped_bootstrap",
     "item_means",
     "knn_rows",
     "label_efficiency",
+    "oof_probe",
     "summary",
 ]
 

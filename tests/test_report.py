@@ -198,6 +198,12 @@ def test_json_matches_an_independent_recomputation(env: dict) -> None:
         assert comps[cid]["cosine"]["p5"] == pytest.approx(np.percentile(cos, 5), abs=2e-6)
         assert comps[cid]["knn5"] == pytest.approx(_knn(ref[cand], ref[other], 5), abs=1e-6)
 
+    # the same figures as the run's own fidelity report (distill computed them independently)
+    rows = json.loads((env["run"] / "fidelity.json").read_text())["rows"]
+    st = comps["student-fp32|teacher"]
+    assert (st["cosine"]["mean"], st["centred_cosine"]["mean"], st["knn5"]) == pytest.approx(
+        (rows["cosine_mean"], rows["centred_cosine_mean"], rows["knn5_overlap"]), abs=1e-4)
+
     # probe: refit on the recorded folds with the recorded C, score with roc_auc_score
     p = rep["probe"]
     labels = {r["image_name"]: r for r in csv.DictReader(open(env["labels"]))}
@@ -307,8 +313,12 @@ def test_render_is_deterministic_and_self_contained(env: dict) -> None:
     from hai_edge.export.report import render
 
     page = env["html"].read_text()
+    import matplotlib
+
+    before = (matplotlib.get_backend(), matplotlib.rcParams["svg.hashsalt"])
     # the page is a function of the JSON alone, byte for byte (seeded, fixed SVG hash salt)
     assert render(json.loads(json.dumps(env["rep"]))) == page
+    assert (matplotlib.get_backend(), matplotlib.rcParams["svg.hashsalt"]) == before
     for sid in SECTION_IDS:
         assert f'<section id="{sid}">' in page
     assert "default-src 'none'" in page

@@ -86,7 +86,7 @@ def main() -> None:
     benches = []
     for dev in args.device:  # kept next to the report: the raw numbers its speed section shows
         out = _cli(["benchmark", args.bundle, "--device", dev, "--json", "--runs",
-                    str(args.runs)], capture_output=True).stdout
+                    str(args.runs)], stdout=subprocess.PIPE).stdout
         path = args.out / f"report-{args.name}.bench-{dev}.json"
         path.write_text(out)
         benches.append(path)
@@ -103,8 +103,7 @@ def main() -> None:
         cmd += ["--benchmark", str(b)]
     if args.replica:
         cmd += ["--benchmark", args.replica]
-    res = _cli(cmd, capture_output=True)
-    sys.stderr.write(res.stderr)
+    res = _cli(cmd, stdout=subprocess.PIPE)  # progress lines stream to stderr
     (args.out / f"report-{args.name}.txt").write_text(res.stdout)
     print(res.stdout, end="")
     stray = screenshot(html, args.out / f"report-{args.name}.png")

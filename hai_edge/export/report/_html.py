@@ -18,7 +18,7 @@ _CSS = """
 :root{--fg:#1a1a1a;--muted:#555;--line:#d0d0d0;--hl:#D55E00;--bg:#fff;--soft:#f5f5f2}
 *{box-sizing:border-box}body{margin:0;font:14px/1.45 system-ui,-apple-system,"Segoe UI",
 Roboto,"DejaVu Sans",sans-serif;color:var(--fg);background:var(--bg)}
-main{max-width:1120px;margin:0 auto;padding:18px 26px 40px}
+main{max-width:1240px;margin:0 auto;padding:18px 24px 40px}
 h1{font-size:22px;margin:0 0 2px}h2{font-size:18px;margin:30px 0 8px;padding-top:8px;
 border-top:2px solid var(--fg)}h3{font-size:15px;margin:18px 0 6px}
 .sub{color:var(--muted);margin:0 0 10px}
@@ -33,7 +33,8 @@ background:var(--soft)}.kpi b{display:block;font-size:12px;color:var(--muted);
 font-weight:600}.kpi span{font-size:15.5px;font-weight:650}.kpi i{display:block;
 font-size:12px;color:var(--muted);font-style:normal}
 div.scroll{overflow-x:auto;max-width:100%}
-table{border-collapse:collapse;margin:6px 0 12px;font-size:13px}
+table{border-collapse:collapse;margin:6px 0 12px;font-size:12.5px}
+td small{color:var(--muted)}
 th,td{border-bottom:1px solid var(--line);padding:3px 9px;text-align:left;
 vertical-align:top}th{background:var(--soft)}td.n{text-align:right;
 font-variant-numeric:tabular-nums;white-space:nowrap}
@@ -323,8 +324,9 @@ def _label_eff(rep: Mapping[str, Any], figs: Mapping[str, str]) -> str:
                      f'for every embedder.'
                      + (f' Sizes larger than the pool were dropped: {_e(", ".join(dropped))}.'
                         if dropped else "") + "</p>")
-        parts.append(_fig(figs, "label_efficiency", "Lines: mean AUROC over draws; band: 2.5th "
-                                                    "to 97.5th percentile of the draws."))
+        parts.append(_fig(figs, "label_efficiency", "Lines: mean AUROC over draws; bands (teacher "
+                                                    "and student FP32): 2.5th to 97.5th "
+                                                    "percentile of the draws."))
         names = list(le["curves"])
         rows = []
         for i, n in enumerate(le["sizes"]):
@@ -332,8 +334,8 @@ def _label_eff(rep: Mapping[str, Any], figs: Mapping[str, str]) -> str:
             for name in names:
                 pt = le["curves"][name][i]
                 cells.append("–" if pt.get("mean") is None else
-                             f"{pt['mean']:.3f} ± {pt['sd']:.3f} [{pt['p2_5']:.3f}, "
-                             f"{pt['p97_5']:.3f}]")
+                             f"{pt['mean']:.3f} ± {pt['sd']:.3f}<br><small>[{pt['p2_5']:.3f}, "
+                             f"{pt['p97_5']:.3f}]</small>")
             rows.append(cells)
         parts.append(_table(["labels", "draws"] + [f"{labels.get(n, n)} mean ± sd [2.5, 97.5]"
                                                    for n in names], rows,
@@ -376,14 +378,18 @@ def _subgroups(rep: Mapping[str, Any], figs: Mapping[str, str]) -> str:
                                 v.get("n_positive", "–"), _f(v["centred_cosine"].get(st), 4)]
             if int8:
                 cells.append(_f(min(v["centred_cosine"][c] for c in int8), 4))
-            cells += [_ci(v["auroc"][n]) if v.get("auroc") else "–" for n in names]
+            # CIs for teacher and FP32 student; INT8 points only (their CIs are in the JSON/plot)
+            cells += [("–" if not v.get("auroc") else _ci(v["auroc"][n])
+                       if n in ("teacher", "student-fp32") else _f(v["auroc"][n]["auroc"]))
+                      for n in names]
             cells.append(f"{drops[big]:+.3f} ({_e(labels.get(big, big))})" if big else "–")
             rows.append(cells)
             classes.append("worst" if v["value"] == worst else "")
         head = ["value", "rows", "labelled", "positive", "centred cos student vs teacher"]
         if int8:
             head.append("centred cos INT8 vs FP32 (worst format)")
-        head += [f"AUROC {labels.get(n, n)} [95% CI]" for n in names]
+        head += [f"AUROC {labels.get(n, n)}" + (" [95% CI]" if n in ("teacher", "student-fp32")
+                                                 else "") for n in names]
         head.append("largest drop from teacher")
         parts.append(_table(head, rows, (False,) + (True,) * (len(head) - 1), classes))
         parts.append(_fig(figs, f"subgroup_{col}", f"Left: AUROC per {col} with 95% CI (the "

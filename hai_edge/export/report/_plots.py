@@ -202,7 +202,8 @@ def _curve_ax(ax: Any, curves: Mapping[str, Sequence[Any]], sizes: Sequence[int]
         ys = [_mean_of(pt) for pt in pts if _mean_of(pt) is not None]
         if not xs:
             continue
-        if band and isinstance(pts[0], Mapping):
+        # bands for teacher and FP32 student only: five overlapping bands read as one smear
+        if band and isinstance(pts[0], Mapping) and name in ("teacher", "student-fp32"):
             lo = [pt["p2_5"] for pt in pts if pt.get("mean") is not None]
             hi = [pt["p97_5"] for pt in pts if pt.get("mean") is not None]
             ax.fill_between(xs, lo, hi, color=colour, alpha=0.10, linewidth=0)
@@ -231,7 +232,8 @@ def _label_eff_fig(cv: _Canvas, rep: Mapping[str, Any], key: str = "label_effici
     ax.legend(loc="lower right", frameon=False)
     ev = le["eval"]
     _title(ax, f"Label efficiency: AUROC vs training labels (eval n={ev['n']} items, "
-               f"{ev['n_positive']} positive; {le['repeats']} draws/size)")
+               f"{ev['n_positive']} positive; {le['repeats']} draws/size; bands: teacher and "
+               "student, 95% of draws)")
     return {key: cv.svg(fig, "label efficiency curves")}
 
 

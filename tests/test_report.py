@@ -392,6 +392,23 @@ def test_bundle_alone_finds_its_run_and_a_bare_bundle_still_reports(env: dict,
     assert '<section id="speed">' in html.read_text() and js.is_file()
 
 
+def test_without_torch_the_fp32_student_is_the_bundles_fp32_model(env: dict,
+                                                                     monkeypatch) -> None:
+    from hai_edge.export.report import ReportOptions, _collect, make_report
+
+    monkeypatch.setattr(_collect, "_have_torch", lambda: False)
+    rep = make_report(str(env["run"]), bundle=str(env["bundle"]),
+                      options=ReportOptions(subgroups=()))
+    student = next(e for e in rep["embedders"] if e["name"] == "student-fp32")
+    assert student["source"] == "onnxruntime, bundle model onnx-fp32"
+    assert any("torch is not installed" in n for n in rep["notes"])
+    got = {c["id"]: c for c in rep["fidelity"]["comparisons"]}
+    want = {c["id"]: c for c in env["rep"]["fidelity"]["comparisons"]}
+    for cid in ("student-fp32|teacher", "onnx-int8|teacher"):  # ONNX FP32 == torch (parity)
+        np.testing.assert_allclose(got[cid]["values"]["cosine"], want[cid]["values"]["cosine"],
+                                   atol=1e-4)
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--label-sizes", "2,all"], "must be >= 4"),
     (["--label-sizes", "many"], "neither a number"),

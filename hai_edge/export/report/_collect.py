@@ -102,7 +102,11 @@ def resolve_sources(target: str | None, run: str | None, bundle: str | None
         if linked and (Path(linked) / "run.json").is_file():
             run_dir = Path(linked)
     if run_dir is None and b is None:
-        raise HaiEdgeError("give a run directory (hai-edge distill -o) and/or a bundle")
+        from ...bundle import builtin_bundles
+
+        names = ", ".join(builtin_bundles()) or "none installed"
+        raise HaiEdgeError("give a run directory (hai-edge distill -o) and/or a bundle "
+                           f"(a directory or a built-in name: {names})")
     return run_dir, b
 
 
@@ -252,6 +256,55 @@ def _bundle_model(bundle: Any, model_id: str, x: np.ndarray, threads: int | None
         return emb.embed_inputs(x).astype(np.float64)
 
 
+@dataclasses.dataclass
+class _Run:
+    """What the report needs of a run (``load_run``'s fields; ``model`` None without torch)."""
+
+    model: Any
+    spec: Any
+    meta: dict[str, Any]
+    train_items: list[Any]
+    heldout_items: list[Any]
+
+
+def _have_torch() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _load_run(run_dir: Path) -> _Run:
+    """``load_run`` when torch is installed; otherwise run.json + split.json only (the FP32
+    student then comes from the bundle's FP32 model)."""
+    if _have_torch():
+        from ..distill import load_run
+
+        r = load_run(run_dir)
+        return _Run(r.model, r.spec, dict(r.meta), r.train_items, r.heldout_items)
+    from ...runtime.frontends._spec import spec_from_dict
+    from ..distill import _split_items
+
+    meta = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    split = json.loads((run_dir / "split.json").read_text(encoding="utf-8"))
+    by_id = _split_items(split, meta["data"])
+    missing = [i for i in (*split["train"], *split["heldout"]) if i not in by_id]
+    if missing:
+        raise HaiEdgeError(f"{run_dir}: {len(missing)} items of the run are no longer in "
+                           f"{meta['data']['path']} (e.g. {missing[0]!r})")
+    return _Run(None, spec_from_dict(meta["preprocessing"]), meta,
+                [by_id[i] for i in split["train"]], [by_id[i] for i in split["heldout"]])
+
+
+def _fp32_entry(bundle: Any) -> Any:
+    """The bundle's first FP32 model whose engine is installed, or None."""
+    if bundle is None:
+        return None
+    return next((e for e in bundle.manifest.models if e.precision.value == "fp32"
+                 and _engine_of(e).is_available()), None)
+
+
 def _engine_of(entry: Any) -> Any:
     from ...runtime.backends import BACKENDS
 
@@ -271,13 +324,8 @@ def collect(run_dir: Path | None, bundle: Any, *, labels: LabelTable | None = No
                      "distillation run (its teacher targets); only the bundle's recorded "
                      "figures are shown")
         return Collected(None, {}, bundle, m.modality.value, [], {}, [], None, {}, {}, {}, notes)
-    try:
-        from ..distill import load_run
-    except ImportError as exc:  # torch missing
-        raise MissingDependencyError("reporting on a run directory", "export",
-                                     exc.name or "torch") from None
     say(f"loading run {run_dir}")
-    run = load_run(run_dir)
+    run = _load_run(run_dir)
     meta = dict(run.meta)
     held_items = {it.item_id: it for it in run.heldout_items}
     rows, train_mean = _heldout_rows(meta, set(held_items),
@@ -287,9 +335,20 @@ def collect(run_dir: Path | None, bundle: Any, *, labels: LabelTable | None = No
     emb: dict[str, np.ndarray] = {TEACHER: np.asarray(rows["vector"], dtype=np.float64)}
     embedders = [EmbedderInfo(TEACHER, "Teacher", f"stored teacher targets "
                               f"({meta.get('teacher', {}).get('id', '?')})")]
-    say("embedding held-out rows with the torch student (FP32)")
-    emb[STUDENT] = _torch_student(run.model, x, threads)
-    embedders.append(EmbedderInfo(STUDENT, "Student FP32", "torch model of the run (FP32)"))
+    if run.model is not None:
+        say("embedding held-out rows with the torch student (FP32)")
+        emb[STUDENT] = _torch_student(run.model, x, threads)
+        embedders.append(EmbedderInfo(STUDENT, "Student FP32", "torch model of the run (FP32)"))
+    else:
+        fp32 = _fp32_entry(bundle)
+        if fp32 is None:
+            raise MissingDependencyError("the FP32 student of a run (no torch, and no bundle "
+                                         "FP32 model on an installed engine)", "export", "torch")
+        say(f"embedding held-out rows with the bundle's {fp32.id} (torch is not installed)")
+        emb[STUDENT] = _bundle_model(bundle, fp32.id, x, threads)
+        embedders.append(EmbedderInfo(STUDENT, "Student FP32",
+                                      f"{_engine_of(fp32).name}, bundle model {fp32.id}"))
+        notes.append(f"torch is not installed: the FP32 student is the bundle's {fp32.id}")
     if bundle is not None:
         m = bundle.manifest
         if m.preprocessing.to_dict() != run.spec.to_dict():

@@ -158,6 +158,10 @@ def _fidelity(c: Collected, k: int) -> tuple[dict[str, Any], dict[str, dict[str,
             | {"recipe": e.options.get("recipe"),
                "inputs": (e.fidelity.get("gate") or {}).get("inputs")}
             for e in c.bundle.manifest.models if e.precision.value == "int8"}
+        vs_teacher = ((c.bundle.manifest.fidelity or {}).get("teacher") or {}).get(
+            "mean_cosine") or {}
+        for mid, row in out["manifest"].items():
+            row["teacher_mean_cosine"] = vs_teacher.get(mid)
         cross = (c.bundle.manifest.fidelity or {}).get("int8_cross_format")
         if cross:
             out["manifest_cross_format"] = {"min_pair_mean_cosine": cross.get(

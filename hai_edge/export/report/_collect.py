@@ -234,6 +234,21 @@ def _row_inputs(spec: Any, rows: Mapping[str, np.ndarray], items: Mapping[str, A
     return out
 
 
+def _run_inputs(run_dir: Path, spec: Any, rows: Mapping[str, np.ndarray],
+                items: Mapping[str, Any], say: Callable[[str], None]) -> np.ndarray:
+    """The run's held-out inputs as ``heldout_with_targets`` gives them (the run's feature cache,
+    the rows its own report and the export gate scored), checked row by row against the store;
+    rebuilt from the media when the cache does not line up."""
+    from ..distill import heldout_with_targets
+
+    say("loading the run's held-out inputs (its feature cache)")
+    got = heldout_with_targets(run_dir)
+    if got is not None and got[1].shape == rows["vector"].shape and np.array_equal(
+            got[1], np.asarray(rows["vector"], dtype=np.float32)):
+        return np.array(got[0], dtype=np.float32)  # a writable copy of the memory map
+    return _row_inputs(spec, rows, items, say)
+
+
 def _torch_student(model: Any, x: np.ndarray, threads: int | None) -> np.ndarray:
     import torch
 
@@ -331,7 +346,7 @@ def collect(run_dir: Path | None, bundle: Any, *, labels: LabelTable | None = No
     rows, train_mean = _heldout_rows(meta, set(held_items),
                                      {it.item_id for it in run.train_items})
     row_items = [str(i) for i in rows["item_id"]]
-    x = _row_inputs(run.spec, rows, held_items, say)
+    x = _run_inputs(run_dir, run.spec, rows, held_items, say)
     emb: dict[str, np.ndarray] = {TEACHER: np.asarray(rows["vector"], dtype=np.float64)}
     embedders = [EmbedderInfo(TEACHER, "Teacher", f"stored teacher targets "
                               f"({meta.get('teacher', {}).get('id', '?')})")]

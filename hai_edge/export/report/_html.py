@@ -257,11 +257,12 @@ def _fidelity(rep: Mapping[str, Any], figs: Mapping[str, str]) -> str:
     if man:
         parts.append("<h3>INT8 gate figures recorded in the bundle manifest</h3>")
         parts.append(_table(("model", "mean cos", "p5 cos", "min cos", "centred mean",
-                             "passed", "recipe", "inputs"),
+                             "mean cos vs teacher", "passed", "recipe", "inputs"),
                             [(_e(mid), _f(v.get("mean_cosine"), 5), _f(v.get("p5_cosine"), 5),
                               _f(v.get("min_cosine"), 5), _f(v.get("centred_mean_cosine"), 4),
-                              _f(v.get("passed")), _e(v.get("recipe")), _e(v.get("inputs")))
-                             for mid, v in man.items()], (False, True, True, True, True)))
+                              _f(v.get("teacher_mean_cosine"), 4), _f(v.get("passed")),
+                              _e(v.get("recipe")), _e(v.get("inputs")))
+                             for mid, v in man.items()], (False, True, True, True, True, True)))
     cross = f.get("manifest_cross_format")
     if cross:
         parts.append(f'<p class="note">INT8 cross-format agreement (manifest): worst pair mean '

@@ -323,8 +323,8 @@ def _speed(c: Collected, benches: Sequence[Mapping[str, Any]],
     rep = [r for r in replica if r.get("modality") in (None, c.modality)]
     out["teacher_replica"] = [{k: r.get(k) for k in (
         "modality", "teacher", "teacher_params", "teacher_ms", "student", "student_engine",
-        "student_params", "student_size_mb", "student_ms", "frontend_ms", "ratio_model",
-        "ratio_with_frontend")} for r in rep]
+        "student_params", "student_size_mb", "student_ms", "student_bundle", "frontend_ms",
+        "ratio_model", "ratio_with_frontend")} for r in rep]
     return out
 
 

@@ -67,6 +67,31 @@ def _corpus(root: Path, n: int = 60) -> tuple[Path, Path]:
     return _write_csv(root / "corpus.csv", rows), _write_csv(root / "labels.csv", labels)
 
 
+def _with_head(src: Path, dest: Path, run: Path, store: Path, labels: Path) -> Path:
+    """``src`` + a MEL head fitted on the teacher embeddings of the run's TRAINING items."""
+    from sklearn.linear_model import LogisticRegression
+
+    from hai_edge.bundle import Bundle
+    from hai_edge.cli_cough import add_head_to_bundle
+    from hai_edge.runtime.heads import Head
+
+    rows = EmbeddingStore(store).load()
+    train = set(json.loads((run / "split.json").read_text())["train"])
+    mel = {r["image_name"]: r["diagnosis"] == "MEL" for r in csv.DictReader(open(labels))}
+    sel = [i for i, (iid, v) in enumerate(zip(rows["item_id"], rows["view"]))
+           if str(iid) in train and v == 0]
+    x = rows["vector"][sel].astype(np.float64)
+    y = np.array([mel[str(rows["item_id"][i])] for i in sel], dtype=int)
+    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
+    clf = LogisticRegression(class_weight="balanced", max_iter=1000).fit((x - mean) / scale, y)
+    head = Head(name="mel", weights=clf.coef_[0], bias=float(clf.intercept_[0]), mean=mean,
+                scale=scale, threshold=0.5, labels=("NEV", "MEL"), notice="test head",
+                training={"n": len(y), "label": {"column": "diagnosis", "positive": ["MEL"],
+                                                 "filters": []}})
+    add_head_to_bundle(Bundle.load(src), head, str(dest))
+    return dest
+
+
 @contextlib.contextmanager
 def _stdout() -> io.StringIO:
     buf = io.StringIO()
@@ -94,9 +119,10 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict:
         distill(DistillConfig(data=str(corpus), student="t-image", run_dir=str(run),
                               targets=str(root / "store"), epochs=2, batch_size=8, lr=1e-2,
                               holdout=0.5, seed=0, progress=False, num_threads=1))
-        bundle = root / "bundle"
-        assert main(["export", str(run), "-o", str(bundle), "--formats", "onnx",
+        exported = root / "exported"
+        assert main(["export", str(run), "-o", str(exported), "--formats", "onnx",
                      "--allow-degraded", "-q"]) == 0
+        bundle = _with_head(exported, root / "bundle", run, root / "store", labels)
         with _stdout() as out:
             assert main(["benchmark", str(bundle), "--device", "x86-avx2-kiosk", "--json",
                          "--runs", "5", "--warmup", "1", "--threads", "1"]) == 0
@@ -227,6 +253,19 @@ def test_json_matches_an_independent_recomputation(env: dict) -> None:
         assert p["scorers"][name]["auroc"] == pytest.approx(roc_auc_score(y, s), abs=1e-6)
         np.testing.assert_allclose(p["oof_scores"][name], s, atol=1e-5)
     assert p["scorers"]["teacher"]["auroc"] > 0.7  # the colour signal is there
+
+    # the shipped head, exactly as deployed (no refit), on the same held-out items
+    from hai_edge.bundle import Bundle
+    from hai_edge.runtime.heads import load_heads
+
+    head = load_heads(Bundle.load(env["bundle"]))[0]
+    (shipped,) = p["heads"]
+    for name in ("teacher", "onnx-int8"):
+        prob = head.predict_proba(ref[name][[row_of[i] for i in items]])
+        fig = shipped["scorers"][name]
+        assert fig["auroc"] == pytest.approx(roc_auc_score(y, prob), abs=1e-6)
+        assert fig["sensitivity"] == pytest.approx(np.mean(prob[y == 1] >= 0.5), abs=1e-9)
+        assert fig["specificity"] == pytest.approx(np.mean(prob[y == 0] < 0.5), abs=1e-9)
 
     # grouped bootstrap, as docs/report.md describes it
     g = np.array(p["groups"])

@@ -201,12 +201,61 @@ def _probe(c: Collected, spec: LabelSpec, opts: ReportOptions, say: Callable[[st
                                     reference=TEACHER)
     for n, row in (boot.get("scorers") or {}).items():
         row["chosen_C"] = chosen[n]
+    heads = _heads(c, spec, idx, y, groups, opts)
+    if heads:
+        out["heads"] = heads
     out.update({"folds": len(folds), "fold_seed": opts.seed, "fold_of_item": fold_of,
                 "n": int(len(y)), "n_positive": int(y.sum()), "groups_n": len(set(groups)),
                 "bootstrap": {k: v for k, v in boot.items() if k != "scorers"},
                 "scorers": boot.get("scorers") or {}, "oof_scores": scores})
     work.update({"scores": scores, "folds": folds})
     return out, work
+
+
+def _same_label(trained: Mapping[str, Any], spec: LabelSpec) -> bool:
+    return (trained.get("column") == spec.column
+            and set(trained.get("positive") or ()) == set(spec.positive)
+            and set(trained.get("filters") or ()) == {f"{c}={v}" for c, v in spec.filters})
+
+
+def _heads(c: Collected, spec: LabelSpec, idx: np.ndarray, y: np.ndarray,
+           groups: Sequence[str], opts: ReportOptions) -> list[dict[str, Any]]:
+    """The bundle's shipped classifiers scored on the held-out items, per embedder: no refit,
+    the head exactly as deployed (item score = mean of its rows' probabilities, as the head's
+    threshold is defined). Heads trained for another label are listed, not scored."""
+    if c.bundle is None or not c.bundle.manifest.heads:
+        return []
+    from ...runtime.heads import load_heads
+
+    out = []
+    for head in load_heads(c.bundle):
+        trained = dict((head.training or {}).get("label") or {})
+        entry: dict[str, Any] = {"name": head.name, "labels": list(head.labels),
+                                 "threshold": head.threshold, "notice": head.notice,
+                                 "trained_on": {k: (head.training or {}).get(k) for k in
+                                                ("n", "n_positive", "groups", "auroc_cv")},
+                                 "label": trained}
+        if not _same_label(trained, spec):
+            entry["skipped"] = "trained for another label than the report's"
+            out.append(entry)
+            continue
+        scores, figs = {}, {}
+        for name, x in c.embeddings.items():
+            if x.shape[1] != head.dim:
+                continue
+            p_items = _stats.item_means(c.row_items, head.predict_proba(x)[:, None])[1][:, 0]
+            scores[name] = p_items[idx]
+            pred = scores[name] >= head.threshold
+            figs[name] = {"sensitivity": float(pred[y == 1].mean()) if (y == 1).any() else None,
+                          "specificity": float((~pred[y == 0]).mean()) if (y == 0).any()
+                          else None}
+        boot = _stats.grouped_bootstrap(y, scores, groups, n_boot=opts.bootstrap,
+                                        seed=opts.seed,
+                                        reference=TEACHER if TEACHER in scores else None)
+        entry["scorers"] = {n: {**(boot.get("scorers") or {}).get(n, {}), **figs[n]}
+                            for n in scores}
+        out.append(entry)
+    return out
 
 
 def _label_eff(work: Mapping[str, Any], opts: ReportOptions, say: Callable[[str], None]

@@ -304,6 +304,22 @@ def _probe(rep: Mapping[str, Any], figs: Mapping[str, str]) -> str:
                              "C per fold"), rows, (False, True, True)))
         parts.append(_fig(figs, "probe", "Point: out-of-fold AUROC; bar: 95% grouped-bootstrap "
                                          "confidence interval."))
+        for h in p.get("heads") or []:
+            t = h.get("trained_on") or {}
+            parts.append(f"<h3>Shipped head “{_e(h['name'])}” (bundle classifier, no refit)</h3>"
+                         f'<p class="sub">Trained on {_e(t.get("n"))} items of the training '
+                         f'split (CV AUROC there {_f(t.get("auroc_cv"))}); threshold '
+                         f'{_f(h.get("threshold"))} on the item score. {_e(h.get("notice"))}</p>')
+            if h.get("skipped"):
+                parts.append(f'<p class="note">Not scored: {_e(h["skipped"])}.</p>')
+                continue
+            parts.append(_table(("embeddings", "AUROC [95% CI]", "Δ vs teacher [95% CI]",
+                                 "sensitivity", "specificity"),
+                                [(_e(labels.get(n, n)), _ci(f),
+                                  _ci(f, "delta_vs_teacher", "delta_ci_low", "delta_ci_high")
+                                  if n != "teacher" else "–", _f(f.get("sensitivity")),
+                                  _f(f.get("specificity"))) for n, f in h["scorers"].items()],
+                                (False, True, True, True, True)))
     parts.append("</section>")
     return "".join(parts)
 

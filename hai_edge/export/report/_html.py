@@ -137,6 +137,15 @@ def headline(rep: Mapping[str, Any]) -> list[dict[str, str]]:
                         "value": f"{labels.get(lo, lo)} {_ci(sc[lo])}",
                         "detail": "Δ vs teacher " + _ci(sc[lo], "delta_vs_teacher",
                                                        "delta_ci_low", "delta_ci_high")})
+    for h in p.get("heads") or []:
+        hs = {n: f for n, f in (h.get("scorers") or {}).items() if f.get("auroc") is not None}
+        if not hs:
+            continue
+        lo = min(hs, key=lambda n: hs[n]["auroc"])
+        out.append({"label": f"Shipped head “{h['name']}” (held-out, lowest)",
+                    "value": f"{labels.get(lo, lo)} {_ci(hs[lo])}",
+                    "detail": f"sensitivity {_f(hs[lo].get('sensitivity'))}, specificity "
+                              f"{_f(hs[lo].get('specificity'))} at {_f(h.get('threshold'))}"})
     le = rep.get("label_efficiency") or {}
     if le.get("sizes"):
         n0 = le["sizes"][0]

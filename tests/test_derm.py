@@ -293,6 +293,12 @@ def test_heic_needs_the_extra(pipe, tmp_path) -> None:
     with pytest.raises(InputError, match=r"pip install 'hai-edge\[heic\]'") as info:
         pipe.analyze_file(path)
     assert str(info.value).startswith(str(path))
+    renamed = tmp_path / "IMG_0001.jpg"  # recognised by content too
+    renamed.write_bytes(path.read_bytes())
+    with pytest.raises(InputError, match=r"hai-edge\[heic\]"):
+        pipe.analyze_file(renamed)
+    with pytest.raises(InputError, match=r"hai-edge\[heic\]"):
+        pipe.analyze_bytes(path.read_bytes(), "upload")
 
 
 # ----------------------------------------------------------------------------- privacy
@@ -422,3 +428,40 @@ def test_cli_output_file_must_be_jsonl(bundle, tmp_path) -> None:
     proc = _cli(str(photo), "--bundle", str(bundle), "-o", str(tmp_path / "x.csv"))
     assert proc.returncode == 2 and ".jsonl" in proc.stderr
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_heic_photo_with_pillow_heif(pipe, tmp_path) -> None:
+    """Only where the heic extra is installed (CI installs .[all])."""
+    pillow_heif = pytest.importorskip("pillow_heif")
+    pillow_heif.register_heif_opener()
+    arr = skin_photo()
+    heic = tmp_path / "IMG_0002.heic"
+    Image.fromarray(arr).save(heic, format="HEIF", quality=95)
+    png = tmp_path / "same.png"
+    Image.fromarray(arr).save(png)
+    (a,) = pipe.analyze_file(heic)
+    (b,) = pipe.analyze_file(png)
+    assert (a.width, a.height) == (480, 360)
+    assert _cos(a.embedding, b.embedding) >= 0.99
+
+
+def test_derm_run_path_imports_no_build_side(bundle, tmp_path) -> None:
+    forbidden = ("torch", "onnx", "nncf", "tensorflow", "litert_torch", "jax", "transformers")
+    probe = ("import json, sys\n"
+             "from hai_edge.cli import main\n"
+             "rc = main(sys.argv[1:])\n"
+             f"mods = sorted(m for m in sys.modules if m.split('.')[0] in {forbidden!r})\n"
+             "print(json.dumps({'rc': rc, 'forbidden': mods}))\n")
+    photo = _jpeg(tmp_path / "a.jpg", skin_photo(64, 80))
+    dcm = _dicom(tmp_path / "b.dcm", skin_photo(64, 80))
+    proc = subprocess.run([sys.executable, "-c", probe, "derm", str(photo), str(dcm),
+                           "--bundle", str(bundle), "--pseudonym-key-file", str(
+                               _key_file(tmp_path))], capture_output=True, text=True,
+                          timeout=120)
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result == {"rc": 0, "forbidden": []}, proc.stderr
+
+
+def _key_file(d: Path) -> Path:
+    (d / "key").write_bytes(KEY)
+    return d / "key"

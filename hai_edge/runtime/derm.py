@@ -203,8 +203,8 @@ class DermPipeline:
         src = str(path)
         t0 = time.perf_counter()
         p = Path(path)
-        if p.suffix.lower() in HEIC_SUFFIXES:
-            check_input_file(p, src)
+        check_input_file(p, src)
+        if p.suffix.lower() in HEIC_SUFFIXES or _looks_heif(_head(p)):
             _enable_heic(src)
         images = load_images(p, max_pixels=self.spec.max_pixels,
                              draft_min_side=self._draft_side(), source=src)
@@ -225,7 +225,7 @@ class DermPipeline:
 
         src = str(name)
         t0 = time.perf_counter()
-        if src.lower().endswith(HEIC_SUFFIXES):
+        if src.lower().endswith(HEIC_SUFFIXES) or _looks_heif(bytes(data[:12])):
             _enable_heic(src)
         images = load_images_bytes(data, src, max_pixels=self.spec.max_pixels,
                                    draft_min_side=self._draft_side())
@@ -288,6 +288,22 @@ class DermPipeline:
 
 
 # -------------------------------------------------------------------------- helpers
+_HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1")
+
+
+def _head(p: Path) -> bytes:
+    try:
+        with open(p, "rb") as fh:
+            return fh.read(12)
+    except OSError:
+        return b""  # the decoder reports the problem
+
+
+def _looks_heif(head: bytes) -> bool:
+    """An ISO-BMFF ``ftyp`` box with a HEIF brand (a HEIC photo renamed to .jpg, say)."""
+    return len(head) >= 12 and head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS
+
+
 def _enable_heic(src: str) -> None:
     """Register pillow-heif's opener with Pillow, or say which extra is missing."""
     try:

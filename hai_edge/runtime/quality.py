@@ -41,8 +41,8 @@ __all__ = [
     "assess_quality",
 ]
 
-ANALYSIS_SIDE = 256
-"""Shorter side (pixels) of the image every check reads."""
+ANALYSIS_SIDE = 128
+"""Shorter side (pixels) of the image every check reads (close to the model inputs)."""
 
 # ------------------------------------------------------------------ calibrated thresholds
 # From benchmarks/quality_calibration.py on PAD-UFES-20 (686 photos); see docs/derm.md.
@@ -166,8 +166,9 @@ def _box_reduce(a: np.ndarray, k: int) -> np.ndarray:
 def analysis_image(rgb: np.ndarray, side: int = ANALYSIS_SIDE) -> np.ndarray:
     """Upright RGB uint8 ``[H, W, 3]`` -> float32 ``[h, w, 3]`` in 0..255, shorter side ``side``.
 
-    Large inputs are first box-averaged by an integer factor (exact, cheap), then resized with
-    the front end's antialiased bilinear filter. Smaller photos are kept as they are.
+    Larger inputs are first box-averaged by the integer factor ``shorter // side`` (exact,
+    cheap), then resized by less than 2x with the front end's antialiased bilinear filter.
+    Smaller photos are kept as they are.
     """
     a = np.asarray(rgb)
     h, w = a.shape[:2]
@@ -210,18 +211,17 @@ def _laplacian_var(y: np.ndarray) -> float:
 
 
 def sharpness(luma: np.ndarray) -> float:
-    """Fine-to-coarse detail ratio: ``var(Lap(y2)) / (var(Lap(y4)) + 1)``.
+    """Fine-to-coarse detail ratio: ``var(Lap(y)) / (var(Lap(y2)) + 1)``.
 
-    ``y2``/``y4`` are the analysis luma box-averaged by 2 and 4 (128 and 64 px shorter side),
+    ``y`` is the analysis luma (128 px shorter side), ``y2`` the same box-averaged by 2 (64 px),
     ``Lap`` the 4-neighbour Laplacian. Blur removes fine detail first, so the ratio falls;
-    being a ratio it does not depend on the photo's contrast, and measuring at half the
-    analysis scale makes it robust to sensor noise (which fools the plain variance of the
-    Laplacian: docs/derm.md). The ``+ 1`` (in squared 8-bit units) keeps nearly featureless
-    images low instead of dividing noise by noise.
+    being a ratio it does not depend on the photo's contrast, and measuring at a coarse scale
+    keeps it robust to sensor noise, which fools the same ratio at full resolution
+    (docs/derm.md). The ``+ 1`` (in squared 8-bit units) keeps nearly featureless images low
+    instead of dividing noise by noise.
     """
-    y2 = _halve(np.asarray(luma, dtype=np.float32))
-    y4 = _halve(y2)
-    return _laplacian_var(y2) / (_laplacian_var(y4) + 1.0)
+    y = np.asarray(luma, dtype=np.float32)
+    return _laplacian_var(y) / (_laplacian_var(_halve(y)) + 1.0)
 
 
 def mean_luma(luma: np.ndarray) -> float:

@@ -76,8 +76,10 @@ def build_reference(dest: Path) -> Path:
     return dest
 
 
-def make_photo(path: Path, size: tuple[int, int] = (4000, 3000)) -> Path:
-    """A 12 MP JPEG with EXIF orientation 6: an upscaled PAD-UFES-20 photo, else synthetic."""
+def make_photo(path: Path, size: tuple[int, int] = (3000, 4000), orientation: int | None = 6
+               ) -> Path:
+    """A JPEG of ``size`` = (height, width) as stored (default 12 MP with EXIF orientation 6,
+    as a phone held upright writes it): an upscaled PAD-UFES-20 photo, else synthetic."""
     from PIL import Image
 
     src = sorted(PAD.glob("*.png"))[:1] if PAD.is_dir() else []
@@ -94,8 +96,11 @@ def make_photo(path: Path, size: tuple[int, int] = (4000, 3000)) -> Path:
         base += rng.normal(0, 6, base.shape)
         img = Image.fromarray(np.clip(base, 0, 255).astype(np.uint8))
         note = "synthetic skin-like"
+    if orientation == 6:  # the scene stored sideways, as the camera sensor saw it
+        img = img.transpose(Image.ROTATE_90)
     exif = Image.Exif()
-    exif[0x0112] = 6  # stored sideways: the photo is (3000 wide x 4000 high) once upright
+    if orientation is not None:
+        exif[0x0112] = orientation
     img.save(path, quality=92, exif=exif.tobytes())
     print(f"photo: {path.name} {img.size[0]}x{img.size[1]} ({note}), "
           f"{path.stat().st_size / 1e6:.1f} MB", file=sys.stderr)
@@ -176,67 +181,75 @@ def main() -> int:
           "analyze_file call, 'CPU' its process CPU time (on a busy machine the better "
           "estimate of the single-core cost; the verdict uses wall)")
     if args.fidelity:
-        fidelity(bundle.root, photo, tmp)
+        fidelity(bundle.root, tmp)
         if args.fidelity_reference:
-            fidelity(build_reference(Path(args.cache or tmp) / "reference-image-fp32"), photo,
-                     tmp)
+            fidelity(build_reference(Path(args.cache or tmp) / "reference-image-fp32"), tmp)
     return 0
 
 
-def fidelity(bundle: Path, photo: Path, tmp: Path) -> None:
-    """Cosines of issue 7's acceptance: EXIF-rotated vs upright, DICOM (uncompressed and JPEG
-    baseline, built from the photo's decoded pixels) vs the photo, on the first engine."""
+def _dicom(path: Path, arr: np.ndarray, jpeg: bool) -> Path:
+    """A VL Photographic DICOM of ``arr``: uncompressed RGB, or one JPEG-baseline frame."""
+    import io
+
     from PIL import Image
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.encaps import encapsulate
     from pydicom.uid import UID, generate_uid
 
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.77.1.4"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = UID("1.2.840.10008.1.2.4.50" if jpeg else "1.2.840.10008.1.2.1")
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.Modality = "XC"
+    ds.Rows, ds.Columns = arr.shape[:2]
+    ds.SamplesPerPixel, ds.PlanarConfiguration = 3, 0
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    if jpeg:
+        buf = io.BytesIO()
+        Image.fromarray(arr).save(buf, "JPEG", quality=92)
+        ds.PhotometricInterpretation = "YBR_FULL_422"
+        ds.PixelData = encapsulate([buf.getvalue()])
+    else:
+        ds.PhotometricInterpretation = "RGB"
+        ds.PixelData = arr.tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def fidelity(bundle: Path, tmp: Path, sizes: tuple[tuple[int, int], ...] = (
+        (640, 480), (1600, 1200), (4000, 3000))) -> None:
+    """Issue 7's cosines per photo size: EXIF-rotated (orientation 6) vs upright JPEG; DICOM
+    uncompressed and JPEG baseline, built from the photo's fully decoded pixels, vs the photo."""
+    from PIL import Image
+
     from hai_edge.runtime.derm import DermPipeline
-
-    with Image.open(photo) as im:
-        upright = np.array(Image.Image.transpose(im.convert("RGB"), Image.ROTATE_270)
-                           if im.getexif().get(0x0112) == 6 else im.convert("RGB"))
-    up = tmp / "upright.jpg"
-    Image.fromarray(upright).save(up, quality=92)
-
-    def dicom(path: Path, arr: np.ndarray, jpeg: bool) -> Path:
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.77.1.4"  # VL Photographic
-        meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = UID("1.2.840.10008.1.2.4.50" if jpeg else "1.2.840.10008.1.2.1")
-        ds = Dataset()
-        ds.file_meta = meta
-        ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-        ds.Modality = "XC"
-        ds.Rows, ds.Columns = arr.shape[:2]
-        ds.SamplesPerPixel, ds.PlanarConfiguration = 3, 0
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
-        if jpeg:
-            buf = __import__("io").BytesIO()
-            Image.fromarray(arr).save(buf, "JPEG", quality=92)
-            ds.PhotometricInterpretation = "YBR_FULL_422"
-            ds.PixelData = encapsulate([buf.getvalue()])
-        else:
-            ds.PhotometricInterpretation = "RGB"
-            ds.PixelData = arr.tobytes()
-        ds.save_as(path, enforce_file_format=True)
-        return path
-
-    with Image.open(up) as im:
-        decoded = np.array(im.convert("RGB"))
 
     def cos(a: np.ndarray, b: np.ndarray) -> float:
         return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
     with DermPipeline(str(bundle), threads=1) as pipe:
-        e_up = pipe.analyze_file(up)[0].embedding
-        e_rot = pipe.analyze_file(photo)[0].embedding
-        e_raw = pipe.analyze_file(dicom(tmp / "raw.dcm", decoded, False))[0].embedding
-        e_jpg = pipe.analyze_file(dicom(tmp / "jpeg.dcm", decoded, True))[0].embedding
-        print(f"fidelity on {pipe.embedder.backend_name}/{pipe.embedder.entry.id}: "
-              f"EXIF-rotated vs upright cosine {cos(e_up, e_rot):.6f} (>= 0.999); "
-              f"DICOM uncompressed vs photo {cos(e_up, e_raw):.6f} (>= 0.9999); "
-              f"DICOM JPEG baseline vs photo {cos(e_up, e_jpg):.6f} (>= 0.995)")
+        where = f"{pipe.bundle.manifest.name} {pipe.embedder.backend_name}/{pipe.embedder.entry.id}"
+        print(f"fidelity on {where} (thresholds: EXIF >= 0.999, DICOM uncompressed >= 0.9999, "
+              "DICOM JPEG baseline >= 0.995)")
+        for w, h in sizes:
+            upright = make_photo(tmp / f"up_{w}.jpg", (h, w), orientation=None)
+            with Image.open(upright) as im:
+                pixels = np.array(im.convert("RGB"))
+            rotated = tmp / f"rot_{w}.jpg"
+            exif = Image.Exif()
+            exif[0x0112] = 6  # stored 90 degrees counter-clockwise: the viewer turns it back
+            Image.fromarray(np.rot90(pixels, 1).copy()).save(rotated, quality=92,
+                                                             exif=exif.tobytes())
+            e = pipe.analyze_file(upright)[0].embedding
+            c = [cos(e, pipe.analyze_file(f)[0].embedding) for f in (
+                rotated, _dicom(tmp / f"raw_{w}.dcm", pixels, False),
+                _dicom(tmp / f"jpg_{w}.dcm", pixels, True))]
+            print(f"  {w}x{h}: EXIF-rotated {c[0]:.6f}, DICOM uncompressed {c[1]:.6f}, "
+                  f"DICOM JPEG baseline {c[2]:.6f}")
 
 
 if __name__ == "__main__":

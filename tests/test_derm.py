@@ -197,6 +197,19 @@ def test_analyze_bytes_equals_analyze_file(pipe, tmp_path) -> None:
     assert a.quality.to_dict() == b.quality.to_dict()
 
 
+def test_same_embedding_as_hai_edge_embed(pipe, bundle, tmp_path) -> None:
+    """One preprocessing path: the derm embedding is Embedder.embed_image_file's (reduced-scale
+    JPEG decode included)."""
+    from hai_edge.runtime import Embedder
+
+    path = _jpeg(tmp_path / "big.jpg", skin_photo(720, 960), orientation=8)
+    (r,) = pipe.analyze_file(path)
+    with Embedder(str(bundle)) as emb:
+        (e,) = emb.embed_image_file(path)
+    np.testing.assert_array_equal(r.embedding, e.vector)
+    assert (r.width, r.height) == (720, 960)  # stored 960 x 720, orientation 8: upright portrait
+
+
 def test_heads_can_be_chosen_or_left_out(bundle, tmp_path) -> None:
     path = _jpeg(tmp_path / "a.jpg", skin_photo())
     with DermPipeline(str(bundle), heads=[]) as p:

@@ -32,7 +32,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from ..errors import BundleError, HaiEdgeError, InputError
-from .frontends import ImageFrontendSpec, prepare_image
+from .frontends import ImageFrontendSpec
 from .heads import Head, load_heads
 from .quality import QualityCheck, QualityReport, assess_quality
 
@@ -268,9 +268,8 @@ class DermPipeline:
         except ValueError as exc:  # unsupported pixel layout (the front end says the same)
             raise InputError(src, str(exc)) from None
         t1 = time.perf_counter()
-        x = prepare_image(img.pixels, self.spec, orientation=img.orientation, source=src)
-        t2 = time.perf_counter()
-        vec = self.embedder.embed_inputs(x[None])[0]
+        emb = self.embedder.embed_image(img.pixels, img.orientation, src, img.frame)
+        vec = emb.vector
         t3 = time.perf_counter()
         scores = {}
         for head in self.heads:
@@ -279,8 +278,8 @@ class DermPipeline:
             scores[head.name] = DermScore(p, float(head.threshold), positive,
                                           head.labels[1] if positive else head.labels[0])
         t4 = time.perf_counter()
-        timing.update(quality=(t1 - t0) * 1e3, preprocess=(t2 - t1) * 1e3,
-                      inference=(t3 - t2) * 1e3, heads=(t4 - t3) * 1e3)
+        timing.update(quality=(t1 - t0) * 1e3, preprocess=emb.timing_ms["preprocess"],
+                      inference=emb.timing_ms["inference"], heads=(t4 - t3) * 1e3)
         timing["total"] = sum(timing.values())
         return DermResult(input=src, frame=img.frame, width=int(w), height=int(h),
                           quality=quality, embedding=vec, scores=scores, pseudonym=pseudonym,

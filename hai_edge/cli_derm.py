@@ -20,8 +20,10 @@ __all__ = ["register"]
 _SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".dcm",
              ".dicom", ".heic", ".heif", ".hif"}
 _MAX_KEY_FILE = 4096
-_SHORT = {"blur": "blur", "exposure_over": "over", "exposure_under": "under",
-          "too_small": "side", "aspect_ratio": "aspect", "not_skin": "skin"}
+# short label and number format of each check's score on the human line
+_SHORT = {"blur": ("blur", "{:.2f}"), "exposure_over": ("luma", "{:.0f}"),
+          "exposure_under": ("luma", "{:.0f}"), "too_small": ("side", "{:.0f}"),
+          "aspect_ratio": ("aspect", "{:.2f}"), "not_skin": ("skin", "{:.2f}")}
 
 
 def register(subparsers: Any) -> None:
@@ -168,17 +170,21 @@ def _cmd_derm(args: argparse.Namespace) -> int:
     return 2 if failures else 0
 
 
-def _fmt(v: float) -> str:
-    return f"{v:.0f}" if abs(v) >= 100 else f"{v:.2f}"
-
-
 def _human(r: Any) -> str:
     """One line: size, quality verdict with every score, head verdicts, pseudonym, time."""
     frame = f" frame {r.frame}" if r.frame is not None else ""
     warns = [c.name.value for c in r.quality.checks if not c.passed]
     verdict = "quality ok" if not warns else "quality WARN " + ",".join(warns)
-    checks = " ".join(f"{_SHORT[c.name.value]} {_fmt(c.score)}" + ("!" if not c.passed else "")
-                      for c in r.quality.checks)
+    shown = []
+    for c in r.quality.checks:
+        label, fmt = _SHORT[c.name.value]
+        bad = not c.passed
+        if c.name.value == "exposure_under":  # both exposure checks score the mean luma
+            continue
+        if c.name.value == "exposure_over":
+            bad = bad or not r.quality.check("exposure_under").passed
+        shown.append(f"{label} {fmt.format(c.score)}" + ("!" if bad else ""))
+    checks = " ".join(shown)
     scores = "; ".join(f"{k} {s.probability:.3f} (threshold {s.threshold:.3f}) -> {s.label}"
                        for k, s in r.scores.items())
     parts = [f"{r.input}{frame}: {r.width}x{r.height}", f"{verdict} [{checks}]"]

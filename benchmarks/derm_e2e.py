@@ -8,6 +8,13 @@ per-stage medians and the 60 ms target (issue 7).
     taskset -c 0 python benchmarks/derm_e2e.py                 # derm-demo if installed
     taskset -c 0 python benchmarks/derm_e2e.py --bundle B      # any image bundle
     python benchmarks/derm_e2e.py --photo my_12mp.jpg          # your own photo
+    python benchmarks/derm_e2e.py --fidelity [--fidelity-reference --cache DIR]
+
+``--fidelity`` adds issue 7's cosines at 640 x 480, 1600 x 1200 and 12 MP: an EXIF-rotated JPEG
+vs the upright one, and VL Photographic DICOMs (uncompressed, JPEG baseline) built from the
+photo's fully decoded pixels vs the photo; ``--fidelity-reference`` repeats them on an FP32
+export of the trained reference image teacher (export extra), a trained network to compare.
+On a busy machine also set ``OPENBLAS_NUM_THREADS=1`` and read the CPU column.
 
 ``taskset -c 0`` pins the whole process (numpy included) to one core; without it only the engine
 is limited to one thread while numpy's own work may still spread. The 12 MP photo (4000 x 3000,
@@ -17,7 +24,7 @@ Lanczos when ``/work/shared/data`` exists, else a synthetic skin-like image; a p
 
 Without a built-in ``derm-demo`` bundle, an INT8 **stand-in** is exported once into ``--cache``
 (default: a temp dir): the MobileNetV2-like 224 px image stand-in of ``benchmarks/_standins.py``
-(random weights, ~1.6 M params; larger than the planned image-s student, so a conservative
+(random weights, 1.8 M params; larger than the planned image-s student, so a conservative
 figure), quantized for every engine with ``allow_degraded`` (random weights may miss the INT8
 fidelity gate; latency does not depend on the values). Building it needs the export extra.
 The table says which bundle was measured.

@@ -276,10 +276,11 @@ def assess_quality(
     """All checks on one decoded photo.
 
     ``pixels`` are the decoded pixels (possibly from a reduced-scale decode); ``orientation``,
-    the EXIF orientation, does not change any score (see below); ``full_size`` = (width, height) of the stored photo
-    before any reduced-scale decode (default: the pixels' own size), upright or not (only the
-    shorter and longer sides matter); ``min_side`` is the shorter side below which the photo
-    is flagged as too small (the pipeline passes the model's input size).
+    the EXIF orientation, changes no score (see below); ``full_size`` = (width, height) of the
+    photo before any reduced-scale decode (default: the pixels' own size), upright for the
+    reason texts (the checks use only the shorter and longer sides); ``min_side`` is the
+    shorter side below which the photo is flagged as too small (the pipeline passes the
+    model's input size).
     """
     # Every score is invariant under the EXIF transposes (rotations/mirrors by multiples of
     # 90 degrees), so the stored pixels are read as they are: no rotated copy of a big photo.

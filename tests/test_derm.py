@@ -449,7 +449,10 @@ def test_heic_photo_with_pillow_heif(pipe, tmp_path) -> None:
     pillow_heif.register_heif_opener()
     arr = skin_photo()
     heic = tmp_path / "IMG_0002.heic"
-    Image.fromarray(arr).save(heic, format="HEIF", quality=95)
+    try:
+        Image.fromarray(arr).save(heic, format="HEIF", quality=95)
+    except (KeyError, OSError, ValueError) as exc:  # a libheif build without an encoder
+        pytest.skip(f"this pillow-heif cannot encode HEIF here ({exc})")
     png = tmp_path / "same.png"
     Image.fromarray(arr).save(png)
     (a,) = pipe.analyze_file(heic)

@@ -112,9 +112,13 @@ def _expand(inputs: Sequence[str]) -> list[Path]:
 
 
 def _pick_bundle(args: argparse.Namespace) -> str | None:
+    from .bundle import builtin_bundles
+
     if args.bundle:
         return args.bundle
-    if len(args.inputs) > 1 and (Path(args.inputs[0]) / "manifest.json").is_file():
+    first = args.inputs[0]
+    if len(args.inputs) > 1 and ((Path(first) / "manifest.json").is_file()
+                                 or (first in builtin_bundles() and not Path(first).exists())):
         return args.inputs.pop(0)  # `hai-edge derm BUNDLE photo.jpg`, as with embed
     return None  # the pipeline uses the built-in derm-demo (or says it is missing)
 

@@ -436,6 +436,14 @@ def test_cli_human_output_one_line_per_photo(bundle, tmp_path) -> None:
     assert "notice: test bundle, not for clinical use" in lines
 
 
+def test_cli_bundle_may_come_first(bundle, tmp_path) -> None:
+    photo = _jpeg(tmp_path / "a.jpg", skin_photo(64, 80))
+    proc = _cli(str(bundle), str(photo), "--json", "--no-embedding", "--heads", "")
+    assert proc.returncode == 0, proc.stderr
+    (row,) = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert row["bundle"] == "tiny-image" and row["scores"] == {}
+
+
 def test_cli_output_file_must_be_jsonl(bundle, tmp_path) -> None:
     photo = _jpeg(tmp_path / "a.jpg", skin_photo(64, 80))
     proc = _cli(str(photo), "--bundle", str(bundle), "-o", str(tmp_path / "x.csv"))

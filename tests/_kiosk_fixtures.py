@@ -80,7 +80,8 @@ def make_client(tmp_path: Path, analyzer: Any = None, client_host: str = "127.0.
 
     cfg = KioskConfig(data_dir=tmp_path / "data", **config)
     app = create_app(cfg, analyzer or MockAnalyzer())
-    return TestClient(app, client=(client_host, 40000))
+    base = "https://testserver" if cfg.https else "http://testserver"
+    return TestClient(app, client=(client_host, 40000), base_url=base)
 
 
 def add_user(client: Any, name: str = "admin", role: str = "admin",

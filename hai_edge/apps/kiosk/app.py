@@ -36,6 +36,7 @@ from .store import Store, StoreError
 from .web import (
     ApiError,
     BodyLimit,
+    BodyTooLarge,
     Operator,
     SecurityHeaders,
     check_csrf,
@@ -363,6 +364,8 @@ def create_app(config: KioskConfig, analyzer: Analyzer, *, mic_factory: MicFacto
         limit = config.max_photo_bytes if kind is Kind.PHOTO else config.max_audio_bytes
         try:
             form = await request.form(max_files=1, max_fields=4)
+        except BodyTooLarge:
+            raise
         except Exception:  # malformed multipart (starlette raises several kinds)
             raise ApiError(400, "expected a multipart/form-data upload with a 'file' field") \
                 from None

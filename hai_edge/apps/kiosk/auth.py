@@ -19,8 +19,9 @@ import hashlib
 import hmac
 import secrets
 
-__all__ = ["KdfParams", "hash_password", "new_token", "token_hash", "tokens_equal",
-           "validate_password", "validate_username", "verify_password"]
+__all__ = ["CSRF_COOKIE", "CSRF_HEADER", "SESSION_COOKIE", "KdfParams", "burn_time",
+           "hash_password", "new_token", "token_hash", "tokens_equal", "validate_password",
+           "validate_username", "verify_password"]
 
 SESSION_COOKIE = "kiosk_session"
 CSRF_COOKIE = "kiosk_csrf"
@@ -62,10 +63,13 @@ def verify_password(secret: str, stored: str) -> bool:
             return False
         c = dict(item.split("=") for item in cost.split(","))
         params = KdfParams(int(c["n"]), int(c["r"]), int(c["p"]))
-        salt, key = base64.b64decode(salt_b64), base64.b64decode(key_b64)
+        salt = base64.b64decode(salt_b64, validate=True)
+        key = base64.b64decode(key_b64, validate=True)
+        if len(salt) < 16 or len(key) != KdfParams.dklen:  # a truncated hash never verifies
+            return False
         got = hashlib.scrypt(secret.encode("utf-8"), salt=salt, n=params.n, r=params.r,
                              p=params.p, dklen=len(key), maxmem=params.maxmem)
-    except (ValueError, KeyError):
+    except (ValueError, KeyError, TypeError):
         return False
     return hmac.compare_digest(got, key)
 

@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from . import auth
 from .store import Store, User
 
-__all__ = ["ApiError", "BodyLimit", "CSP", "Operator", "SecurityHeaders", "current_operator",
+__all__ = ["ApiError", "BodyLimit", "BodyTooLarge", "CSP", "Operator", "SecurityHeaders", "current_operator",
            "error_response"]
 
 # Everything from our own origin; no inline scripts or styles; blob:/data: only for the photo
@@ -79,8 +79,8 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-class _TooLarge(Exception):
-    pass
+class BodyTooLarge(Exception):
+    """Raised from ``receive`` when the body passes the limit; BodyLimit answers 413."""
 
 
 class BodyLimit:
@@ -108,7 +108,7 @@ class BodyLimit:
             if msg["type"] == "http.request":
                 seen += len(msg.get("body", b""))
                 if seen > self.limit:
-                    raise _TooLarge
+                    raise BodyTooLarge
             return msg
 
         async def tracking_send(msg: Message) -> None:
@@ -118,7 +118,7 @@ class BodyLimit:
 
         try:
             await self.app(scope, counting_receive, tracking_send)
-        except _TooLarge:
+        except BodyTooLarge:
             if not started:
                 await self._refuse(scope, receive, send)
 

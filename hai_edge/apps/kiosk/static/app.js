@@ -302,8 +302,13 @@ async function startRecording() {
   const chunks = []; let total = 0; const want = Math.round(secs * ctx.sampleRate);
   let done;
   const finished = new Promise((r) => { done = r; });
+  // The graph delivers exact zeros until the microphone's first samples arrive. They are not
+  // audio, and leading digital silence would pin the cough detector's noise floor, so skip
+  // them (for at most 1 s: a muted microphone still records, and gets the "quiet" warning).
+  let waited = 0;
   node.port.onmessage = (ev) => {
     if (total >= want) return;
+    if (!total && waited < ctx.sampleRate && !ev.data.some((v) => v !== 0)) { waited += ev.data.length; return; }
     chunks.push(ev.data); total += ev.data.length;
     let peak = 0; for (const x of ev.data) peak = Math.max(peak, Math.abs(x));
     $('rec-level').value = peak;

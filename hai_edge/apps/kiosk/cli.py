@@ -32,7 +32,8 @@ def register(subparsers: Any) -> None:
     k.add_argument("--cough-bundle", help="audio bundle for coughs (path or built-in name)")
     k.add_argument("--photo-bundle", help="image bundle for photos (path or built-in name)")
     k.add_argument("--backend", "-e", help="onnxruntime | openvino | tflite")
-    k.add_argument("--threads", type=int, default=None, help="engine threads per model")
+    k.add_argument("--threads", type=int, default=None, help="engine threads per model "
+                   "(default: half the CPUs, since photos and coughs run side by side)")
     k.add_argument("--export-root", help="exports to a folder go under here (default "
                    "DATA_DIR/exports), e.g. a USB stick's mount point")
     k.add_argument("--retention-days", type=float, default=None, help="delete photos and "
@@ -170,6 +171,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         https=https, mic_enabled=not args.no_mic, mic_device=args.mic_device)
     from .server import serve
 
-    serve(config, cough, photo, backend=args.backend, threads=args.threads,
+    import os
+
+    threads = args.threads or max(1, (os.cpu_count() or 2) // 2)
+    serve(config, cough, photo, backend=args.backend, threads=threads,
           extra_names=args.san, insecure_http=args.insecure_http and not loopback)
     return 0

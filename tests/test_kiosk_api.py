@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("fastapi")
-pytest.importorskip("multipart")
+pytest.importorskip("python_multipart")
 
 from hai_edge.apps.kiosk.analysis import Analysis, AnalysisQueue, Kind, MockAnalyzer, Overloaded
 from hai_edge.apps.kiosk.store import Store, StoreError

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("fastapi")
-pytest.importorskip("multipart")
+pytest.importorskip("python_multipart")
 pytest.importorskip("onnx")
 httpx = pytest.importorskip("httpx")
 

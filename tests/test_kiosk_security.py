@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("fastapi")
-pytest.importorskip("multipart")
+pytest.importorskip("python_multipart")
 
 from hai_edge.apps.kiosk import auth
 from hai_edge.apps.kiosk.export import ExportPathError, resolve_export_dir
@@ -220,9 +220,12 @@ def test_every_response_carries_the_security_headers(client) -> None:
 
 
 def test_host_header_is_checked_when_configured(tmp_path: Path) -> None:
-    with make_client(tmp_path, allowed_hosts=("127.0.0.1", "localhost")) as c:
-        assert c.get("/api/health", headers={"host": "127.0.0.1:8080"}).status_code == 200
-        assert c.get("/api/health", headers={"host": "rebind.evil.example"}).status_code == 400
+    with make_client(tmp_path, allowed_hosts=("127.0.0.1", "localhost", "::1")) as c:
+        for ok in ("127.0.0.1:8080", "localhost", "[::1]:8080"):
+            assert c.get("/api/health", headers={"host": ok}).status_code == 200, ok
+        for bad in ("rebind.evil.example", "rebind.evil.example:8080", "127.0.0.1.evil", ""):
+            r = c.get("/api/health", headers={"host": bad})
+            assert "Host" in _one_line_error(r, 400), bad
 
 
 def test_password_hashing_parameters_and_verification() -> None:

@@ -37,6 +37,7 @@ from .web import (
     ApiError,
     BodyLimit,
     BodyTooLarge,
+    HostCheck,
     Operator,
     SecurityHeaders,
     check_csrf,
@@ -106,9 +107,7 @@ def create_app(config: KioskConfig, analyzer: Analyzer, *, mic_factory: MicFacto
     app.state.store, app.state.jobs, app.state.config = store, jobs, config
     app.add_middleware(BodyLimit, limit=config.max_body_bytes)
     if config.allowed_hosts:
-        from starlette.middleware.trustedhost import TrustedHostMiddleware
-
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(config.allowed_hosts))
+        app.add_middleware(HostCheck, allowed=config.allowed_hosts)
     app.add_middleware(SecurityHeaders, hsts=config.https)
 
     @app.exception_handler(ApiError)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -63,12 +64,12 @@ def register(subparsers: Any) -> None:
 
 
 def _require_kiosk_extra() -> None:
+    import importlib.util
+
     for mod, pkg in (("fastapi", "fastapi"), ("uvicorn", "uvicorn"),
-                     ("multipart", "python-multipart")):
-        try:
-            __import__(mod)
-        except ImportError:
-            raise MissingDependencyError("the kiosk", "kiosk", pkg) from None
+                     ("python_multipart", "python-multipart")):
+        if importlib.util.find_spec(mod) is None:
+            raise MissingDependencyError("the kiosk", "kiosk", pkg)
 
 
 def _data_dir(value: str | None) -> Path:
@@ -170,8 +171,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         max_photo_bytes=int(args.max_upload_mb * 1024 * 1024), queue_depth=args.queue_depth,
         https=https, mic_enabled=not args.no_mic, mic_device=args.mic_device)
     from .server import serve
-
-    import os
 
     threads = args.threads or max(1, (os.cpu_count() or 2) // 2)
     serve(config, cough, photo, backend=args.backend, threads=threads,

@@ -30,10 +30,9 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 
 def _allowed_hosts(host: str, tls_names: Sequence[str]) -> tuple[str, ...]:
-    names = {"127.0.0.1", "localhost", "[::1]", "::1", *tls_names}
+    names = {"127.0.0.1", "localhost", "::1", *tls_names}
     if host not in ("0.0.0.0", "::"):
         names.add(host)
-    names |= {f"[{n}]" for n in list(names) if ":" in n and not n.startswith("[")}
     return tuple(sorted(names))
 
 

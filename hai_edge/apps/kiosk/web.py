@@ -4,7 +4,7 @@ one-line JSON errors, the signed-in operator + CSRF check, and the media-type-sa
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from . import auth
 from .store import Store, User
 
-__all__ = ["ApiError", "BodyLimit", "BodyTooLarge", "CSP", "Operator", "SecurityHeaders", "current_operator",
+__all__ = ["ApiError", "BodyLimit", "BodyTooLarge", "CSP", "HostCheck", "Operator", "SecurityHeaders", "current_operator",
            "error_response"]
 
 # Everything from our own origin; no inline scripts or styles; blob:/data: only for the photo
@@ -77,6 +77,24 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class HostCheck:
+    """400 for a Host header that is not one of the kiosk's names: a page on another site that
+    re-binds its DNS name to the kiosk's address then cannot read the kiosk's answers."""
+
+    def __init__(self, app: ASGIApp, allowed: Sequence[str]) -> None:
+        self.app = app
+        self.allowed = {h.lower().strip("[]") for h in allowed}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            raw = dict(scope.get("headers", [])).get(b"host", b"").decode("latin-1").lower()
+            host = raw[1:].split("]")[0] if raw.startswith("[") else raw.split(":")[0]
+            if host not in self.allowed:
+                await error_response(400, "unknown Host header")(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class BodyTooLarge(Exception):

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ...errors import HaiEdgeError
+from ...errors import HaiEdgeError, MissingDependencyError
 from .config import KioskConfig, is_loopback
 
 __all__ = ["bind_socket", "serve"]
@@ -49,15 +49,16 @@ def serve(config: KioskConfig, cough: Path | None, photo: Path | None, *,
     tls = None
     names: list[str] = []
     if config.https:
-        from cryptography import x509
+        from .tls import certificate_names, ensure_certificates
 
-        from .tls import ensure_certificates
-
-        tls = ensure_certificates(config.data_dir, config.host, extra_names)
-        cert = x509.load_pem_x509_certificate(tls.cert.read_bytes())
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        names = [str(v) for v in san.get_values_for_type(x509.DNSName)] + \
-            [str(v) for v in san.get_values_for_type(x509.IPAddress)]
+        try:
+            tls = ensure_certificates(config.data_dir, config.host, extra_names)
+        except MissingDependencyError as exc:
+            sock.close()
+            raise HaiEdgeError(f"{exc} (or pass --insecure-http for plain HTTP on "
+                               f"{config.host}: phones then get no camera or microphone)") \
+                from None
+        names = certificate_names(tls.cert)
     allowed = None if insecure_http else _allowed_hosts(config.host, names)
     config = dataclasses.replace(config, allowed_hosts=allowed)
     store = Store(config.data_dir)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ...errors import MissingDependencyError
 
-__all__ = ["TlsFiles", "ca_fingerprint", "ensure_certificates", "local_addresses", "qr_svg"]
+__all__ = ["TlsFiles", "ca_fingerprint", "certificate_names", "ensure_certificates", "local_addresses", "qr_svg"]
 
 
 class TlsFiles:
@@ -148,6 +148,15 @@ def ensure_certificates(data_dir: Path, host: str, extra_names: Iterable[str] = 
     _write_private(files.key, key.private_bytes(pem, *key_fmt))
     _write_private(files.cert, cert.public_bytes(pem))
     return files
+
+
+def certificate_names(cert_pem: Path) -> list[str]:
+    """The DNS names and IP addresses a certificate is valid for."""
+    x509, *_ = _crypto()
+    cert = x509.load_pem_x509_certificate(Path(cert_pem).read_bytes())
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return [str(v) for v in san.get_values_for_type(x509.DNSName)] + \
+        [str(v) for v in san.get_values_for_type(x509.IPAddress)]
 
 
 def ca_fingerprint(ca_pem: bytes) -> str:

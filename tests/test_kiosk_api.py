@@ -368,3 +368,23 @@ def test_real_pipelines_on_tiny_bundles(tmp_path: Path) -> None:
         assert r.json()["embedding_shape"][1] == 16
         r = _cough(c, h, eid, wav_bytes(np.zeros(800, np.float32)), "short.wav")
         assert r.status_code == 422 and "short.wav" in r.json()["error"]
+
+
+def test_kiosk_imports_no_build_side(tmp_path: Path) -> None:
+    """The app, server and real analyzer stay on the run side (no torch/onnx/...)."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("onnx")
+    b = tiny_bundles(tmp_path / "b")
+    code = (
+        "import sys, json\n"
+        "import hai_edge.apps.kiosk.app, hai_edge.apps.kiosk.server, hai_edge.apps.kiosk.tls\n"
+        "from hai_edge.apps.kiosk.analysis import PipelineAnalyzer\n"
+        "PipelineAnalyzer(sys.argv[1], sys.argv[2]).close()\n"
+        "bad = ('torch', 'onnx', 'nncf', 'tensorflow', 'litert_torch', 'transformers')\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in bad)))\n")
+    out = subprocess.run([sys.executable, "-c", code, str(b / "cough"), str(b / "photo")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []

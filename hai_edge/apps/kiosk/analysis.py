@@ -158,7 +158,7 @@ class PipelineAnalyzer:
 
     def analyze_cough(self, data: bytes, name: str) -> Analysis:
         from ...runtime.decoders import decode_audio_bytes
-        from ...runtime.frontends import resample, to_mono
+        from ...runtime.frontends import to_mono
 
         if self.cough is None:
             raise HaiEdgeError("no cough bundle is configured on this kiosk")
@@ -168,9 +168,9 @@ class PipelineAnalyzer:
         res = self.cough.analyze(decoded.samples, decoded.sample_rate, name,
                                  _timing={"decode": decode_ms})
         d = res.to_dict(embeddings=False)
-        mono = resample(to_mono(decoded.samples), decoded.sample_rate, self.cough.spec.sample_rate)
-        d["quality"] = cough_quality(mono, self.cough.spec.sample_rate, len(res.events),
-                                     self.cough.spec.window_s)
+        # level/clipping/length need no resampling: checked on the recording as uploaded
+        d["quality"] = cough_quality(to_mono(decoded.samples), decoded.sample_rate,
+                                     len(res.events), self.cough.spec.window_s)
         d["kind"] = "cough"
         dim = self.cough.bundle.manifest.embedding_dim
         rows = [w.embedding for w in res.windows if w.embedding is not None]

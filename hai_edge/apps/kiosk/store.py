@@ -218,6 +218,7 @@ class Store:
         self.db_path = self.data_dir / "kiosk.sqlite3"
         self.media = MediaStore(self.data_dir / "media")
         self._lock = threading.RLock()
+        self._media_lock = threading.Lock()  # a capture's put + commit vs retention's delete
         try:
             self._db = sqlite3.connect(self.db_path, check_same_thread=False,
                                        isolation_level=None, timeout=30)
@@ -438,16 +439,18 @@ class Store:
                     mime: str, result: dict[str, Any], embeddings: bytes, rows: int,
                     dim: int) -> Capture:
         """Media file first (durable), then one transaction for the media row + capture."""
-        sha = self.media.put(data)
         cid = secrets.token_hex(8)
-        now = time.time()
-        with self._tx() as db:
-            db.execute("INSERT INTO media VALUES (?, ?, ?, ?, NULL) ON CONFLICT(sha256) DO "
-                       "UPDATE SET last_used_unix = excluded.last_used_unix, deleted_unix = NULL",
-                       (sha, mime, len(data), now))
-            db.execute("INSERT INTO captures VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       (cid, encounter_id, kind, source, name, sha,
-                        json.dumps(result, separators=(",", ":")), embeddings, rows, dim, now))
+        payload = json.dumps(result, separators=(",", ":"))
+        with self._media_lock:
+            sha = self.media.put(data)
+            now = time.time()
+            with self._tx() as db:
+                db.execute("INSERT INTO media VALUES (?, ?, ?, ?, NULL) ON CONFLICT(sha256) DO "
+                           "UPDATE SET last_used_unix = excluded.last_used_unix, "
+                           "deleted_unix = NULL", (sha, mime, len(data), now))
+                db.execute("INSERT INTO captures VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           (cid, encounter_id, kind, source, name, sha, payload, embeddings,
+                            rows, dim, now))
         return self.captures([encounter_id], capture_id=cid)[0]
 
     def captures(self, encounter_ids: Sequence[str], capture_id: str | None = None
@@ -486,9 +489,14 @@ class Store:
         cutoff = time.time() - days * 86400.0
         old = [r[0] for r in self._q("SELECT sha256 FROM media WHERE deleted_unix IS NULL AND "
                                      "last_used_unix < ?", (cutoff,))]
+        deleted = 0
         for sha in old:
-            with self._tx() as db:  # mark first: a crash leaves a marked row, never a dangling one
-                db.execute("UPDATE media SET deleted_unix = ? WHERE sha256 = ?",
-                           (time.time(), sha))
-            self.media.delete(sha)
-        return len(old)
+            with self._media_lock:
+                with self._tx() as db:  # mark first: a crash leaves a marked row, not a dangling one
+                    n = db.execute("UPDATE media SET deleted_unix = ? WHERE sha256 = ? AND "
+                                   "deleted_unix IS NULL AND last_used_unix < ?",
+                                   (time.time(), sha, cutoff)).rowcount
+                if n:  # not re-used since the query above
+                    self.media.delete(sha)
+                    deleted += n
+        return deleted

@@ -225,6 +225,11 @@ def test_browser_end_to_end(kiosk, tmp_path: Path) -> None:
 
         page.goto(url + "/phone")
         shot("08-phone")
+        page.set_viewport_size({"width": 390, "height": 844})  # a phone
+        page.goto(f"{url}/#/encounter/{enc_id}")
+        page.wait_for_selector(".capture[data-kind=cough]")
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 400  # no h-scroll
+        shot("09-encounter-on-a-phone")
         ctx.close()
         browser.close()
 
@@ -232,4 +237,4 @@ def test_browser_end_to_end(kiosk, tmp_path: Path) -> None:
     real = [m for m in problems if "favicon" not in m]
     assert real == [] or all("401" in m for m in real), real  # the refused sign-in logs a 401
     assert sorted(f.name for f in shots.glob("*.png"))[0] == "01-setup.png"
-    assert len(list(shots.glob("*.png"))) == 8
+    assert len(list(shots.glob("*.png"))) == 9

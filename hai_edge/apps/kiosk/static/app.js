@@ -218,6 +218,7 @@ function renderCapture(c) {
     for (const n of r.notices || []) if (!seen.has(n)) { seen.add(n); li(notices, n); }
     timing = Object.entries(r.timing_ms || {});
   });
+  if (c.kind === 'photo' && c.result.timing_ms) timing = timing.concat(Object.entries(c.result.timing_ms));
   if (!scores.rows.length) { const tr = scores.insertRow(); cell(tr, 'no heads in this bundle').colSpan = 4; }
   node.querySelector('.timings').textContent = 'Timings (ms): ' + timing.map(([k, v]) => `${k} ${Number(v).toFixed(1)}`).join(', ');
   node.classList.add(items.every((r) => (r.quality || {}).passed !== false) ? 'ok' : 'warn');

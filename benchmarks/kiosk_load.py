@@ -153,6 +153,7 @@ def main() -> int:
     ap.add_argument("--cough-seconds", type=float, default=5.0)
     ap.add_argument("--threads", type=int, default=None, help="engine threads per model")
     ap.add_argument("--queue-depth", type=int, default=16)
+    ap.add_argument("--photo-workers", type=int, default=2)
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     from hai_edge.apps.kiosk.auth import hash_password
@@ -173,6 +174,8 @@ def main() -> int:
                "--port", str(port), "--no-mic", "--queue-depth", str(args.queue_depth)]
         if bundle_dir is not None:
             cmd += ["--bundle-dir", str(bundle_dir)]
+        if args.photo_workers != 2:
+            cmd += ["--photo-workers", str(args.photo_workers)]
         if args.threads:
             cmd += ["--threads", str(args.threads)]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
@@ -201,7 +204,7 @@ def main() -> int:
     print(f"kiosk load: {args.clients} clients x {args.seconds:g} s on loopback, bundles: {what}")
     print(f"media: photo {w}x{h} JPEG {len(jpg) / 1e6:.2f} MB, cough {args.cough_seconds:g} s "
           f"44.1 kHz WAV {len(wav) / 1e6:.2f} MB; threads={args.threads or 'engine default'}, "
-          f"queue depth {args.queue_depth}/kind; {os.cpu_count()} CPUs, load avg "
+          f"queue depth {args.queue_depth}/kind, photo workers {args.photo_workers}; {os.cpu_count()} CPUs, load avg "
           f"{load0[0]:.1f} -> {load1[0]:.1f}")
     print(f"{'kind':<6} {'done':>6} {'per s':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
           f"{'max ms':>8} {'503s':>5}  server ms (median): decode / inference / total / queue")

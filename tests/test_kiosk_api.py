@@ -246,7 +246,7 @@ class _Blocking(MockAnalyzer):
 
 def test_full_queue_answers_503_with_retry_after_instead_of_hanging(tmp_path: Path) -> None:
     slow = _Blocking()
-    with make_client(tmp_path, slow, queue_depth=1) as c:
+    with make_client(tmp_path, slow, queue_depth=1, photo_workers=1) as c:
         h = sign_in(c)
         eid = new_encounter(c, h)["id"]
         jobs = c.app.state.jobs

@@ -361,10 +361,12 @@ class _Lane:
 class AnalysisQueue:
     """One bounded queue + worker thread(s) per kind, so photos never wait behind coughs."""
 
-    def __init__(self, analyzer: Analyzer, depth: int = 32, workers: int = 1) -> None:
+    def __init__(self, analyzer: Analyzer, depth: int = 32, workers: int = 1,
+                 photo_workers: int | None = None) -> None:
         self.analyzer = analyzer
         self.depth = depth
-        self._lanes = {k: _Lane(k, depth, workers) for k in Kind}
+        n = {Kind.PHOTO: photo_workers or workers, Kind.COUGH: workers}
+        self._lanes = {k: _Lane(k, depth, n[k]) for k in Kind}
 
     def submit(self, kind: Kind, data: bytes, name: str) -> concurrent.futures.Future[Analysis]:
         fn: Callable[[bytes, str], Analysis] = (self.analyzer.analyze_photo if kind is Kind.PHOTO

@@ -81,7 +81,8 @@ def create_app(config: KioskConfig, analyzer: Analyzer, *, mic_factory: MicFacto
     store.sweep()
     store.apply_retention(config.retention_days)
     pseudonym_key = store.secret("pseudonym")
-    jobs = AnalysisQueue(analyzer, depth=config.queue_depth, workers=config.workers)
+    jobs = AnalysisQueue(analyzer, depth=config.queue_depth, workers=config.workers,
+                         photo_workers=config.photo_workers)
     mic_lock = threading.Lock()
     mic_factory = mic_factory or _default_mic
     stop = threading.Event()

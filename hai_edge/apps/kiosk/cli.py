@@ -48,6 +48,8 @@ def register(subparsers: Any) -> None:
     k.add_argument("--mic-device", help="kiosk microphone: device index or name substring")
     k.add_argument("--queue-depth", type=int, default=16, help="analyses waiting per kind "
                    "before the kiosk answers 503 (default 16)")
+    k.add_argument("--photo-workers", type=int, default=2, help="photos analysed at once "
+                   "(default 2, so a photo rarely waits long behind another; coughs: 1)")
     k.add_argument("--max-upload-mb", type=float, default=30, help="largest photo upload "
                    "(default 30 MiB; recordings: 20 MiB)")
     k.set_defaults(func=_cmd_serve)
@@ -169,7 +171,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         export_root=Path(args.export_root).expanduser() if args.export_root else None,
         retention_days=args.retention_days,
         max_photo_bytes=int(args.max_upload_mb * 1024 * 1024), queue_depth=args.queue_depth,
-        https=https, mic_enabled=not args.no_mic, mic_device=args.mic_device)
+        https=https, mic_enabled=not args.no_mic, mic_device=args.mic_device,
+        photo_workers=max(1, args.photo_workers))
     from .server import serve
 
     threads = args.threads or max(1, (os.cpu_count() or 2) // 2)

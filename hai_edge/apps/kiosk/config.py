@@ -41,7 +41,8 @@ class KioskConfig:
     max_photo_bytes: int = 30 * 1024 * 1024
     max_audio_bytes: int = 20 * 1024 * 1024
     queue_depth: int = 16  # per kind; a full queue answers 503 + Retry-After
-    workers: int = 1  # per kind
+    workers: int = 1  # worker threads for coughs (and photos, unless photo_workers is set)
+    photo_workers: int | None = 2
     max_failures: int = 5
     lockout_s: float = 300.0
     session_idle_s: float = 3600.0

@@ -238,3 +238,22 @@ def test_password_hashing_parameters_and_verification() -> None:
     for broken in ("", "md5$x$y$z", "scrypt$n=abc$x$y", h[:-4]):
         assert auth.verify_password("246810", broken) is False
     assert auth.KdfParams().n == 2**15 and 128 * auth.KdfParams().r * auth.KdfParams().n == 2**25
+
+
+def test_a_bug_in_the_analyzer_is_a_one_line_500_and_nothing_is_stored(tmp_path: Path) -> None:
+    from starlette.testclient import TestClient
+
+    from hai_edge.apps.kiosk import KioskConfig, MockAnalyzer, create_app
+
+    class Broken(MockAnalyzer):
+        def analyze_photo(self, data: bytes, name: str):
+            raise RuntimeError("boom\nwith a second line")
+
+    app = create_app(KioskConfig(data_dir=tmp_path / "d"), Broken())
+    with TestClient(app, client=("127.0.0.1", 1), raise_server_exceptions=False) as c:
+        h = sign_in(c)
+        eid = new_encounter(c, h)["id"]
+        r = c.post(f"/api/encounters/{eid}/photo", headers=h,
+                   files={"file": ("a.jpg", jpeg_bytes(), "image/jpeg")})
+        assert _one_line_error(r, 500) == "internal error: RuntimeError"
+        assert c.app.state.store.encounter(eid).captures == ()

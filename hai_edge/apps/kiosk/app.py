@@ -119,6 +119,18 @@ def create_app(config: KioskConfig, analyzer: Analyzer, *, mic_factory: MicFacto
     async def _http_error(_r: Request, exc: StarletteHTTPException) -> Response:
         return error_response(exc.status_code, str(exc.detail))
 
+    @app.exception_handler(InputError)
+    async def _input_error(_r: Request, exc: InputError) -> Response:
+        return error_response(422, str(exc))
+
+    @app.exception_handler(HaiEdgeError)
+    async def _hai_error(_r: Request, exc: HaiEdgeError) -> Response:
+        return error_response(500, str(exc))
+
+    @app.exception_handler(Exception)
+    async def _bug(_r: Request, exc: Exception) -> Response:  # logged by uvicorn, one line here
+        return error_response(500, f"internal error: {type(exc).__name__}")
+
     @app.exception_handler(RequestValidationError)
     async def _validation(_r: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0] if exc.errors() else {}

@@ -62,8 +62,10 @@ def _start(data: Path, bundles: Path, port: int, log: Path) -> subprocess.Popen:
     raise AssertionError("server did not start")
 
 
-async def _burst(port: int, round_no: int, kill_after_s: float, proc: subprocess.Popen,
+async def _burst(port: int, round_no: int, kill_at: tuple[int, float], proc: subprocess.Popen,
                  acked: dict, photos: dict) -> tuple[int, int]:
+    """200 concurrent saves; SIGKILL ``kill_at[1]`` s after the ``kill_at[0]``-th acknowledgement
+    of this round (a random point in the middle of the burst, however loaded the machine is)."""
     base = f"http://127.0.0.1:{port}"
     limits = httpx.Limits(max_connections=SAVES, max_keepalive_connections=SAVES)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as c:
@@ -73,13 +75,17 @@ async def _burst(port: int, round_no: int, kill_after_s: float, proc: subprocess
         assert r.status_code == 200, r.text
         h = {"X-CSRF-Token": r.json()["csrf"]}
 
+        acks = 0
+
         async def save(i: int) -> None:
+            nonlocal acks
             note = f"round {round_no} save {i}"
             r = await c.post("/api/encounters", headers=h,
                              json={"note": note, "request_id": f"{round_no}-{i}"})
             assert r.status_code == 201, r.text
             enc = r.json()
             acked[enc["id"]] = note
+            acks += 1
             jpg = jpeg_bytes(48, 40, seed=round_no * 1000 + i)
             r = await c.post(f"/api/encounters/{enc['id']}/photo", headers=h,
                              files={"file": (f"p{i}.jpg", jpg, "image/jpeg")})
@@ -87,9 +93,13 @@ async def _burst(port: int, round_no: int, kill_after_s: float, proc: subprocess
             cap = r.json()
             assert cap["media_sha256"] == hashlib.sha256(jpg).hexdigest()
             photos[cap["id"]] = (enc["id"], cap["media_sha256"])
+            acks += 1
 
         async def killer() -> None:
-            await asyncio.sleep(kill_after_s)
+            deadline = time.perf_counter() + 60
+            while acks < kill_at[0] and time.perf_counter() < deadline:
+                await asyncio.sleep(0.005)
+            await asyncio.sleep(kill_at[1])
             os.kill(proc.pid, signal.SIGKILL)
 
         k = asyncio.create_task(killer())
@@ -120,8 +130,8 @@ def test_sigkill_during_concurrent_saves_loses_nothing_acknowledged(tmp_path: Pa
     for round_no in range(ROUNDS):
         proc = _start(data, bundles, port, log)
         try:
-            done, cut = asyncio.run(_burst(port, round_no, rng.uniform(0.3, 2.5), proc, acked,
-                                           photos))
+            kill_at = (rng.randint(1, 2 * SAVES // 3), rng.uniform(0.0, 0.2))
+            done, cut = asyncio.run(_burst(port, round_no, kill_at, proc, acked, photos))
         finally:
             if proc.poll() is None:
                 proc.kill()

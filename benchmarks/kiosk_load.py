@@ -203,8 +203,10 @@ def main() -> int:
         load1 = os.getloadavg()
     print(f"kiosk load: {args.clients} clients x {args.seconds:g} s on loopback, bundles: {what}")
     print(f"media: photo {w}x{h} JPEG {len(jpg) / 1e6:.2f} MB, cough {args.cough_seconds:g} s "
-          f"44.1 kHz WAV {len(wav) / 1e6:.2f} MB; threads={args.threads or 'kiosk default (half the CPUs)'}, "
-          f"queue depth {args.queue_depth}/kind, photo workers {args.photo_workers}; {os.cpu_count()} CPUs, load avg "
+          f"44.1 kHz WAV {len(wav) / 1e6:.2f} MB; threads "
+          f"{args.threads or 'kiosk default (half the CPUs)'}, "
+          f"queue depth {args.queue_depth}/kind, photo workers {args.photo_workers}; "
+          f"{os.cpu_count()} CPUs, load avg "
           f"{load0[0]:.1f} -> {load1[0]:.1f}")
     print(f"{'kind':<6} {'done':>6} {'per s':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
           f"{'max ms':>8} {'503s':>5}  server ms (median): decode / inference / total / queue")

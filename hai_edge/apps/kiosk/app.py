@@ -175,7 +175,8 @@ def create_app(config: KioskConfig, analyzer: Analyzer, *, mic_factory: MicFacto
         if tls_ca is None:
             raise ApiError(404, "this kiosk is not serving HTTPS, so there is no CA to install")
         return Response(tls_ca.read_bytes(), media_type="application/x-x509-ca-cert",
-                        headers={"content-disposition": 'attachment; filename="hai-edge-kiosk-ca.crt"'})
+                        headers={"content-disposition":
+                                 'attachment; filename="hai-edge-kiosk-ca.crt"'})
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

@@ -26,32 +26,42 @@ def register(subparsers: Any) -> None:
     k.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1; "
                    "0.0.0.0 = every interface, HTTPS)")
     k.add_argument("--port", type=int, default=8080, help="port (default 8080)")
-    k.add_argument("--data-dir", metavar="DIR", help="database, media and certificates (default "
-                   "$HAI_EDGE_KIOSK_DATA or ~/.local/share/hai-edge/kiosk)")
-    k.add_argument("--bundle-dir", metavar="DIR", help="a bundle, or a folder of bundles (one audio, one image)"
-                   "; default: the built-in cough-demo and derm-demo")
-    k.add_argument("--cough-bundle", metavar="BUNDLE", help="audio bundle for coughs (path or built-in name)")
-    k.add_argument("--photo-bundle", metavar="BUNDLE", help="image bundle for photos (path or built-in name)")
+    k.add_argument("--data-dir", metavar="DIR",
+                   help="database, media and certificates (default $HAI_EDGE_KIOSK_DATA or "
+                        "~/.local/share/hai-edge/kiosk)")
+    k.add_argument("--bundle-dir", metavar="DIR",
+                   help="a bundle, or a folder of bundles (one audio, one image); default: the "
+                        "built-in cough-demo and derm-demo")
+    k.add_argument("--cough-bundle", metavar="BUNDLE",
+                   help="audio bundle for coughs (path or built-in name)")
+    k.add_argument("--photo-bundle", metavar="BUNDLE",
+                   help="image bundle for photos (path or built-in name)")
     k.add_argument("--backend", "-e", help="onnxruntime | openvino | tflite")
-    k.add_argument("--threads", type=int, default=None, help="engine threads per model "
-                   "(default: half the CPUs, since photos and coughs run side by side)")
-    k.add_argument("--export-root", metavar="DIR", help="exports to a folder go under here (default "
-                   "DATA_DIR/exports), e.g. a USB stick's mount point")
-    k.add_argument("--retention-days", type=float, default=None, metavar="N", help="delete photos and "
-                   "recordings older than N days (results are kept); default: keep")
+    k.add_argument("--threads", type=int, default=None,
+                   help="engine threads per model (default: half the CPUs, since photos and "
+                        "coughs run side by side)")
+    k.add_argument("--export-root", metavar="DIR",
+                   help="exports to a folder go under here (default DATA_DIR/exports), e.g. a "
+                        "USB stick's mount point")
+    k.add_argument("--retention-days", type=float, default=None, metavar="N",
+                   help="delete photos and recordings older than N days (results are kept); "
+                        "default: keep")
     k.add_argument("--https", action="store_true", help="serve HTTPS on loopback too")
-    k.add_argument("--insecure-http", action="store_true", help="allow plain HTTP on a "
-                   "non-loopback address (phones then get no camera or microphone)")
+    k.add_argument("--insecure-http", action="store_true",
+                   help="allow plain HTTP on a non-loopback address (phones then get no camera "
+                        "or microphone)")
     k.add_argument("--san", action="append", default=[], metavar="NAME",
                    help="extra host name or IP for the certificate (repeatable)")
     k.add_argument("--no-mic", action="store_true", help="disable the kiosk's own microphone")
-    k.add_argument("--mic-device", metavar="DEVICE", help="kiosk microphone: device index or name substring")
-    k.add_argument("--queue-depth", type=int, default=16, metavar="N", help="analyses waiting per kind "
-                   "before the kiosk answers 503 (default 16)")
-    k.add_argument("--photo-workers", type=int, default=2, metavar="N", help="photos analysed at once "
-                   "(default 2, so a photo rarely waits long behind another; coughs: 1)")
-    k.add_argument("--max-upload-mb", type=float, default=30, metavar="MB", help="largest photo upload "
-                   "(default 30 MiB; recordings: 20 MiB)")
+    k.add_argument("--mic-device", metavar="DEVICE",
+                   help="kiosk microphone: device index or name substring")
+    k.add_argument("--queue-depth", type=int, default=16, metavar="N",
+                   help="analyses waiting per kind before the kiosk answers 503 (default 16)")
+    k.add_argument("--photo-workers", type=int, default=2, metavar="N",
+                   help="photos analysed at once (default 2, so a photo rarely waits long "
+                        "behind another; coughs: 1)")
+    k.add_argument("--max-upload-mb", type=float, default=30, metavar="MB",
+                   help="largest photo upload (default 30 MiB; recordings: 20 MiB)")
     k.set_defaults(func=_cmd_serve)
     sub = k.add_subparsers(dest="kiosk_command", metavar="SUBCOMMAND")
     a = sub.add_parser("adduser", help="create an operator (or admin) account",
@@ -59,7 +69,8 @@ def register(subparsers: Any) -> None:
                              "[--password-stdin] [--reset]")
     a.add_argument("username")
     a.add_argument("--admin", action="store_true", help="may add users and unlock accounts")
-    a.add_argument("--data-dir", dest="adduser_data_dir", metavar="DIR", help="as for `hai-edge kiosk`")
+    a.add_argument("--data-dir", dest="adduser_data_dir", metavar="DIR",
+                   help="as for `hai-edge kiosk`")
     a.add_argument("--password-stdin", action="store_true", help="read the PIN/password from "
                    "the first line of stdin (scripts)")
     a.add_argument("--reset", action="store_true", help="set a new PIN/password for an "

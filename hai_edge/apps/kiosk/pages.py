@@ -24,7 +24,8 @@ def phone_page(base_url: str, ca_cert: Path | None) -> str:
         qr = ""
     else:
         fp = ca_fingerprint(ca_cert.read_bytes())
-        qr = f'<figure class="qr">{qr_svg(url + "phone")}<figcaption>{esc(url)}phone</figcaption></figure>'
+        qr = (f'<figure class="qr">{qr_svg(url + "phone")}'
+              f'<figcaption>{esc(url)}phone</figcaption></figure>')
         body = f"""
 <ol class="steps">
 <li>Scan the code with the phone's camera (same Wi-Fi as the kiosk). The browser warns that the

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from ...errors import MissingDependencyError
 
-__all__ = ["TlsFiles", "ca_fingerprint", "certificate_names", "ensure_certificates", "local_addresses", "qr_svg"]
+__all__ = ["TlsFiles", "ca_fingerprint", "certificate_names", "ensure_certificates",
+           "local_addresses", "qr_svg"]
 
 
 class TlsFiles:

@@ -15,8 +15,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from . import auth
 from .store import Store, User
 
-__all__ = ["ApiError", "BodyLimit", "BodyTooLarge", "CSP", "HostCheck", "Operator", "SecurityHeaders", "current_operator",
-           "error_response"]
+__all__ = ["ApiError", "BodyLimit", "BodyTooLarge", "CSP", "HostCheck", "Operator",
+           "SecurityHeaders", "check_csrf", "check_origin", "current_operator", "error_response",
+           "field", "json_body"]
 
 # Everything from our own origin; no inline scripts or styles; blob:/data: only for the photo
 # preview and the QR code; no framing; forms and connections only back to the kiosk.

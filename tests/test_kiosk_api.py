@@ -310,6 +310,10 @@ def test_retention_deletes_old_media_but_keeps_results(tmp_path: Path) -> None:
         enc = c.get(f"/api/encounters/{eid}").json()
         assert [x["media_deleted"] for x in enc["captures"]] == [True, False]
         assert enc["captures"][0]["result"]["frames"][0]["scores"]  # results are kept
+        again = _photo(c, h, eid, jpeg_bytes(seed=1)).json()  # same photo again: file is back
+        assert again["media_sha256"] == old["media_sha256"] and not again["media_deleted"]
+        assert c.get(f"/api/media/{old['media_sha256']}").content == jpeg_bytes(seed=1)
+        assert c.post("/api/retention/apply", headers=h).json()["deleted_media"] == 0
 
 
 def test_migrations_are_versioned_and_a_newer_schema_is_refused(tmp_path: Path) -> None:

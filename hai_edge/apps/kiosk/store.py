@@ -10,7 +10,9 @@ Durability rules (a power cut must not lose an acknowledged encounter, nor leave
   temp files), so a referenced file always exists and always matches its hash.
 * Retention deletes media files older than N days but keeps every result row.
 
-One connection guarded by a lock: requests are short, and SQLite has a single writer anyway.
+Two connections: one writer (SQLite has a single writer anyway; its lock also orders media
+deletion against new references) and one reader, so session checks and history reads never wait
+behind a commit's fsync (WAL lets readers run during a write).
 """
 
 from __future__ import annotations
@@ -217,23 +219,31 @@ class Store:
             raise StoreError(f"{data_dir}: cannot use as data directory ({exc.strerror})") from None
         self.db_path = self.data_dir / "kiosk.sqlite3"
         self.media = MediaStore(self.data_dir / "media")
-        self._lock = threading.RLock()
-        self._media_lock = threading.Lock()  # a capture's put + commit vs retention's delete
+        self._lock = threading.RLock()  # the writer
+        self._rlock = threading.Lock()  # the reader
         try:
-            self._db = sqlite3.connect(self.db_path, check_same_thread=False,
-                                       isolation_level=None, timeout=30)
-            self._db.row_factory = sqlite3.Row
+            self._db = self._connect()
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
+            self._rdb = self._connect()
+            self._rdb.execute("PRAGMA query_only=ON")
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.db_path}: {exc}") from None
 
     # ---------------------------------------------------------------------------- plumbing
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.db_path, check_same_thread=False, isolation_level=None,
+                             timeout=30)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA foreign_keys=ON")
+        return db
+
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._rlock:
             self._db.close()
+            if hasattr(self, "_rdb"):
+                self._rdb.close()
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -248,8 +258,9 @@ class Store:
             self._db.execute("COMMIT")
 
     def _q(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return self._db.execute(sql, args).fetchall()
+        """A read on the reader connection (sees every committed transaction)."""
+        with self._rlock:
+            return self._rdb.execute(sql, args).fetchall()
 
     def _migrate(self) -> None:
         with self._lock:
@@ -361,20 +372,19 @@ class Store:
                 ) -> tuple[User, str] | None:
         """(user, csrf token) of a live session, refreshing its idle timer; None if expired."""
         now = time.time()
-        with self._lock:
-            row = self._db.execute(
-                "SELECT s.csrf, s.created_unix, s.last_seen_unix, u.* FROM sessions s "
-                "JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?", (token_hash,)
-            ).fetchone()
-            if row is None:
-                return None
-            if now - row["last_seen_unix"] > idle_s or now - row["created_unix"] > max_age_s:
-                self.delete_session(token_hash)
-                return None
-            if now - row["last_seen_unix"] > 30:  # keep writes rare on a busy kiosk
-                self._db.execute("UPDATE sessions SET last_seen_unix = ? WHERE token_hash = ?",
-                                 (now, token_hash))
-            return self._user(row), row["csrf"]
+        rows = self._q("SELECT s.csrf, s.created_unix, s.last_seen_unix, u.* FROM sessions s "
+                       "JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?", (token_hash,))
+        if not rows:
+            return None
+        row = rows[0]
+        if now - row["last_seen_unix"] > idle_s or now - row["created_unix"] > max_age_s:
+            self.delete_session(token_hash)
+            return None
+        if now - row["last_seen_unix"] > 30:  # keep writes rare on a busy kiosk
+            with self._tx() as db:
+                db.execute("UPDATE sessions SET last_seen_unix = ? WHERE token_hash = ?",
+                           (now, token_hash))
+        return self._user(row), row["csrf"]
 
     def delete_session(self, token_hash: str) -> None:
         with self._tx() as db:
@@ -392,9 +402,14 @@ class Store:
                 assert enc is not None
                 return enc, False
         eid = secrets.token_hex(8)
-        with self._tx() as db:
-            db.execute("INSERT INTO encounters VALUES (?, ?, ?, ?, ?, ?)",
-                       (eid, request_id or None, subject, note, operator_id, time.time()))
+        try:
+            with self._tx() as db:
+                db.execute("INSERT INTO encounters VALUES (?, ?, ?, ?, ?, ?)",
+                           (eid, request_id or None, subject, note, operator_id, time.time()))
+        except sqlite3.IntegrityError:  # the same request_id committed concurrently
+            if not request_id:
+                raise
+            return self.create_encounter(subject, note, operator_id, request_id)
         enc = self.encounter(eid)
         assert enc is not None
         return enc, True
@@ -438,19 +453,22 @@ class Store:
     def add_capture(self, encounter_id: str, kind: str, source: str, name: str, data: bytes,
                     mime: str, result: dict[str, Any], embeddings: bytes, rows: int,
                     dim: int) -> Capture:
-        """Media file first (durable), then one transaction for the media row + capture."""
+        """Media file first (durable, outside any lock), then one transaction for the media
+        row + capture. Retention unlinks files only under the writer lock and only while their
+        row is marked deleted, so re-checking the file inside this transaction is enough."""
         cid = secrets.token_hex(8)
         payload = json.dumps(result, separators=(",", ":"))
-        with self._media_lock:
-            sha = self.media.put(data)
-            now = time.time()
-            with self._tx() as db:
-                db.execute("INSERT INTO media VALUES (?, ?, ?, ?, NULL) ON CONFLICT(sha256) DO "
-                           "UPDATE SET last_used_unix = excluded.last_used_unix, "
-                           "deleted_unix = NULL", (sha, mime, len(data), now))
-                db.execute("INSERT INTO captures VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                           (cid, encounter_id, kind, source, name, sha, payload, embeddings,
-                            rows, dim, now))
+        sha = self.media.put(data)
+        now = time.time()
+        with self._tx() as db:
+            db.execute("INSERT INTO media VALUES (?, ?, ?, ?, NULL) ON CONFLICT(sha256) DO "
+                       "UPDATE SET last_used_unix = excluded.last_used_unix, deleted_unix = NULL",
+                       (sha, mime, len(data), now))
+            if not self.media.path(sha).is_file():  # retention removed it since put()
+                self.media.put(data)
+            db.execute("INSERT INTO captures VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (cid, encounter_id, kind, source, name, sha, payload, embeddings, rows,
+                        dim, now))
         return self.captures([encounter_id], capture_id=cid)[0]
 
     def captures(self, encounter_ids: Sequence[str], capture_id: str | None = None
@@ -491,12 +509,14 @@ class Store:
                                      "last_used_unix < ?", (cutoff,))]
         deleted = 0
         for sha in old:
-            with self._media_lock:
-                with self._tx() as db:  # mark first: a crash leaves a marked row, not a dangling one
-                    n = db.execute("UPDATE media SET deleted_unix = ? WHERE sha256 = ? AND "
-                                   "deleted_unix IS NULL AND last_used_unix < ?",
-                                   (time.time(), sha, cutoff)).rowcount
-                if n:  # not re-used since the query above
+            with self._tx() as db:  # mark first: a crash leaves a marked row, not a dangling one
+                n = db.execute("UPDATE media SET deleted_unix = ? WHERE sha256 = ? AND "
+                               "deleted_unix IS NULL AND last_used_unix < ?",
+                               (time.time(), sha, cutoff)).rowcount
+            with self._lock:  # unlink only while still marked: a new upload may have revived it
+                row = self._db.execute("SELECT deleted_unix FROM media WHERE sha256 = ?",
+                                       (sha,)).fetchone()
+                if n and row is not None and row[0] is not None:
                     self.media.delete(sha)
-                    deleted += n
+                    deleted += 1
         return deleted

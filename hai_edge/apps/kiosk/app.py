@@ -84,7 +84,13 @@ def create_app(config: KioskConfig, analyzer: Analyzer, *, mic_factory: MicFacto
     jobs = AnalysisQueue(analyzer, depth=config.queue_depth, workers=config.workers,
                          photo_workers=config.photo_workers)
     mic_lock = threading.Lock()
-    mic_factory = mic_factory or _default_mic
+    if mic_factory is None:
+        import importlib.util
+
+        mic_factory = _default_mic
+        mic_ok = config.mic_enabled and importlib.util.find_spec("sounddevice") is not None
+    else:
+        mic_ok = config.mic_enabled
     stop = threading.Event()
 
     def retention_loop() -> None:
@@ -306,7 +312,7 @@ def create_app(config: KioskConfig, analyzer: Analyzer, *, mic_factory: MicFacto
         await op_async(request)
         return JSONResponse({
             "version": __version__, "analyzer": analyzer.info(), "https": config.https,
-            "mic": config.mic_enabled, "retention_days": config.retention_days,
+            "mic": mic_ok, "retention_days": config.retention_days,
             "limits": {"photo_bytes": config.max_photo_bytes,
                        "audio_bytes": config.max_audio_bytes,
                        "mic_seconds": config.max_mic_seconds, "queue_depth": config.queue_depth},

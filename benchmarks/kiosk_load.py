@@ -83,6 +83,12 @@ def _bundles(args: argparse.Namespace, tmp: Path) -> tuple[Path | None, str]:
                  "like -> 512-d), no heads")
 
 
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) the server process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _pct(xs: list[float], q: float) -> float:
     if not xs:
         return float("nan")
@@ -195,8 +201,10 @@ def main() -> int:
                 print((tmp / "server.log").read_text(), file=sys.stderr)
                 return 2
         load0 = os.getloadavg()
+        cpu0 = _cpu_s(proc.pid)
         try:
             out = asyncio.run(_run(base, args.clients, args.seconds, jpg, wav))
+            server_cpu = _cpu_s(proc.pid) - cpu0
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(30)
@@ -222,6 +230,11 @@ def main() -> int:
               f"{_pct(lat, 95):>8.0f} {_pct(lat, 99):>8.0f} {max(lat, default=float('nan')):>8.0f} "
               f"{out['refused'].count(kind):>5}  {med('decode')} / {med('inference')} / "
               f"{med('total')} / {med('queue')}")
+    done = len(out["photo"]) + len(out["cough"])
+    if done:
+        print(f"server CPU: {server_cpu:.1f} s for {done} uploads = {server_cpu / done * 1e3:.0f} "
+              f"ms per upload (photo and cough together); at that cost {os.cpu_count()} idle "
+              f"cores would serve ~{os.cpu_count() * done / server_cpu:.1f} uploads/s")
     if out["errors"]:
         print(f"errors: {len(out['errors'])}, first: {out['errors'][0]}")
     photo_p95 = _pct([dt for _, dt in out["photo"]], 95)

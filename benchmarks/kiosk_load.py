@@ -89,6 +89,17 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _runq_wait_s(pid: int) -> float:
+    """Seconds the server's threads spent runnable but waiting for a CPU (Linux schedstat)."""
+    total = 0
+    for t in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((t / "schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / 1e9
+
+
 def _pct(xs: list[float], q: float) -> float:
     if not xs:
         return float("nan")
@@ -201,10 +212,12 @@ def main() -> int:
                 print((tmp / "server.log").read_text(), file=sys.stderr)
                 return 2
         load0 = os.getloadavg()
-        cpu0 = _cpu_s(proc.pid)
+        cpu0, wait0, client0 = _cpu_s(proc.pid), _runq_wait_s(proc.pid), time.process_time()
         try:
             out = asyncio.run(_run(base, args.clients, args.seconds, jpg, wav))
             server_cpu = _cpu_s(proc.pid) - cpu0
+            server_wait = _runq_wait_s(proc.pid) - wait0
+            client_cpu = time.process_time() - client0
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(30)
@@ -235,6 +248,9 @@ def main() -> int:
         print(f"server CPU: {server_cpu:.1f} s for {done} uploads = {server_cpu / done * 1e3:.0f} "
               f"ms per upload (photo and cough together); at that cost {os.cpu_count()} idle "
               f"cores would serve ~{os.cpu_count() * done / server_cpu:.1f} uploads/s")
+        print(f"server threads waited {server_wait:.1f} s in the run queue for a CPU (other "
+              f"processes on this machine) while using {server_cpu:.1f} s of CPU; the load "
+              f"clients used {client_cpu:.1f} s of CPU")
     if out["errors"]:
         print(f"errors: {len(out['errors'])}, first: {out['errors'][0]}")
     photo_p95 = _pct([dt for _, dt in out["photo"]], 95)

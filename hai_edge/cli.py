@@ -262,6 +262,7 @@ _COMMAND_MODULES = (
     ".cli_cough",  # hai-edge cough / probe train|eval
     ".cli_derm",  # hai-edge derm
     ".export.cli_demo",  # hai-edge demo
+    ".apps.kiosk.cli",  # hai-edge kiosk / kiosk adduser
 )
 
 

@@ -138,11 +138,12 @@ def headline(rep: Mapping[str, Any]) -> list[dict[str, str]]:
                         "detail": "Δ vs teacher " + _ci(sc[lo], "delta_vs_teacher",
                                                        "delta_ci_low", "delta_ci_high")})
     for h in p.get("heads") or []:
-        hs = {n: f for n, f in (h.get("scorers") or {}).items() if f.get("auroc") is not None}
+        hs = {n: f for n, f in (h.get("scorers") or {}).items()
+              if f.get("auroc") is not None and n != "teacher"}  # the head runs on the student
         if not hs:
             continue
         lo = min(hs, key=lambda n: hs[n]["auroc"])
-        out.append({"label": f"Shipped head “{h['name']}” (held-out, lowest)",
+        out.append({"label": f"Shipped head “{h['name']}” (held-out, lowest model)",
                     "value": f"{labels.get(lo, lo)} {_ci(hs[lo])}",
                     "detail": f"sensitivity {_f(hs[lo].get('sensitivity'))}, specificity "
                               f"{_f(hs[lo].get('specificity'))} at {_f(h.get('threshold'))}"})

@@ -205,6 +205,7 @@ def main() -> None:
               f"model vs student incl. its front end); params "
               f"{params / max(1, s['params']):.0f}x", flush=True)
     out = args.bundles / "teacher_vs_student.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(rows, indent=2))
     print(f"wrote {out}")
 

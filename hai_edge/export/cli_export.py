@@ -241,6 +241,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
         raise HaiEdgeError(f"{source}: no such run directory or checkpoint")
     if not 0 <= args.max_cosine_drop < 1:
         raise HaiEdgeError("--max-cosine-drop must be in [0, 1)")
+    if args.golden_items < 1:
+        raise HaiEdgeError("--golden-items must be >= 1")
     profile = None
     if args.device:
         from ..devices.profiles import load_profile
@@ -273,7 +275,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
                                   min_cross_cosine=args.min_cross_cosine,
                                   min_centred_cosine=(None if args.min_centred_cosine < -0.999
                                                       else args.min_centred_cosine)),
-        allow_degraded=args.allow_degraded, device=profile.id if profile else None)
+        allow_degraded=args.allow_degraded, device=profile.id if profile else None,
+        golden_items=args.golden_items)
     prov = dict(src.provenance)
     prov["command"] = _command_line(args)
     bundle = build_bundle(
@@ -346,6 +349,9 @@ def register(subparsers: Any) -> None:
                         "exposes INT8 noise hidden by a shared offset; -1 disables)")
     e.add_argument("--allow-degraded", action="store_true",
                    help="keep models that fail a gate (recorded as an override in the manifest)")
+    e.add_argument("--golden-items", type=int, default=3, metavar="N",
+                   help="golden inputs in golden.json (default 3; 1 keeps a bundle for the "
+                        "browser app small)")
     e.add_argument("--name", help="bundle name (default: from the source)")
     e.add_argument("--overwrite", action="store_true", help="replace an existing bundle")
     e.add_argument("--spec", help="front-end spec JSON for a checkpoint without one")

@@ -105,7 +105,8 @@ def build_audio(data: Path, work: Path, out_dir: Path, epochs: int, minutes: flo
           "--quiet"])
     int8 = work / "cough-demo-int8"
     if not int8.is_dir():
-        _run(["export", str(run), "-o", str(int8), "--precision", "int8", "--name", "cough-demo"])
+        _run(["export", str(run), "-o", str(int8), "--precision", "int8", "--name", "cough-demo",
+              "--golden-items", "1"])  # the PWA caches the bundle on the phone: keep it small
     det_bundle = work / "cough-demo-det"
     figures: dict[str, Any] = {}
     if not det_bundle.is_dir():

@@ -183,6 +183,16 @@ class Head:
         """Calibrated probability of ``labels[1]`` per row, float64 ``[n]``."""
         return self.calibration.apply(self.decision_function(embeddings))
 
+    def compact(self) -> Head:
+        """The same head with the standardisation folded into the weights and the vectors
+        rounded to 9 significant digits: about a fifth of the JSON, which matters where the file
+        travels (the PWA caches every byte on the phone). Probabilities change by ~1e-7."""
+        w = self.weights / self.scale
+        bias = float(self.bias - np.dot(self.mean, w))
+        w9 = np.array([float(f"{v:.9g}") for v in w])  # 9 digits: float32's precision, exact
+        return dataclasses.replace(self, weights=w9, bias=bias, mean=np.zeros_like(w9),
+                                   scale=np.ones_like(w9))
+
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
             "format": HEAD_FORMAT,
@@ -214,7 +224,10 @@ class Head:
         return entry
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=1) + "\n"
+        d = self.to_dict()
+        if not np.any(self.mean) and np.all(self.scale == 1.0):
+            del d["standardize"]  # the identity (a compact head): readers default to it
+        return json.dumps(d, separators=(",", ":")) + "\n"
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the head file atomically."""

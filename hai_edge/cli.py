@@ -261,6 +261,7 @@ _COMMAND_MODULES = (
     ".devices.cli",  # hai-edge devices / benchmark
     ".cli_cough",  # hai-edge cough / probe train|eval
     ".export.cli_demo",  # hai-edge demo
+    ".apps.cough_pwa.cli",  # hai-edge pwa build / serve
 )
 
 

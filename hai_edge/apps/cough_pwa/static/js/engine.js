@@ -1,0 +1,42 @@
+// onnxruntime-web (WASM EP, local files only) behind one small interface: embed(inputs).
+// Imported only after the service worker controls the page, so the 14 MB wasm is fetched once
+// (through the worker's precache) instead of twice.
+
+const ORT_DIR = 'vendor/ort/';
+
+/** Threads: 1 without cross-origin isolation (multi-threaded WASM needs it); else `want` or
+ *  half the cores (at least 1, at most 4), leaving the rest to the UI and audio. */
+export function chooseThreads(want) {
+  if (!self.crossOriginIsolated) return 1;
+  if (want) return Math.max(1, want);
+  return Math.min(4, Math.max(1, Math.floor((navigator.hardwareConcurrency || 2) / 2)));
+}
+
+export async function openEngine(modelBytes, entry, inputShape, threads) {
+  const base = new URL(ORT_DIR, location.href).href;
+  const ort = await import(base + 'ort.wasm.min.mjs');
+  ort.env.wasm.wasmPaths = base;
+  ort.env.wasm.numThreads = threads;
+  ort.env.logLevel = 'error';
+  const session = await ort.InferenceSession.create(new Uint8Array(modelBytes), { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
+  const inName = entry.inputs[0].name, outName = entry.outputs[0].name;
+  if (!session.inputNames.includes(inName)) throw new Error(`model has no input ${inName}`);
+  const timesMs = [];
+  return {
+    threads: ort.env.wasm.numThreads,
+    version: ort.env.versions ? ort.env.versions.web : '',
+    timesMs,
+    /** One window at a time (batch 1, as a phone scores a recording): Float32Array[] out. */
+    async embed(inputs) {
+      const out = [];
+      for (const x of inputs) {
+        const t = performance.now();
+        const r = await session.run({ [inName]: new ort.Tensor('float32', x, [1, ...inputShape]) });
+        timesMs.push(performance.now() - t);
+        out.push(Float32Array.from(r[outName].data));
+      }
+      return out;
+    },
+    async close() { await session.release(); },
+  };
+}

@@ -28,7 +28,7 @@ import dataclasses
 import enum
 import math
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -389,17 +389,20 @@ class _EnergyStream:
 
 
 # ---------------------------------------------------------------------------- plug-in point
-DETECTOR_KINDS = ("energy",)
+DETECTOR_KINDS = ("energy", "energy_head")
 
 
-def detector_from_bundle(bundle: Any, sample_rate: int | None = None) -> EventDetector:
+def detector_from_bundle(bundle: Any, sample_rate: int | None = None, *,
+                         embed: Callable[[np.ndarray], np.ndarray] | None = None
+                         ) -> EventDetector:
     """The event detector a bundle declares, else the energy baseline at the bundle's rate.
 
     A bundle declares one in ``manifest["heads"]`` as an entry with ``"role": "detector"``:
-    ``{"name": "cough-events", "role": "detector", "kind": "energy", "params": {...}}``. Only the
-    ``energy`` kind exists in this version; a learned detector adds its kind here (a head on the
-    student embedding, or its own model file listed in the manifest) and bundles that need it are
-    refused by older versions with a clear message instead of being run without it.
+    ``{"name": "cough-events", "role": "detector", "kind": "energy", "params": {...}}``, or the
+    learned ``energy_head`` kind (``hai_edge.runtime.events_learned``), which verifies each
+    energy candidate with a head on the bundle's embedding and so needs ``embed`` (model inputs
+    -> embeddings). A kind this version does not know is refused with a clear message instead
+    of being run without it.
     """
     manifest = bundle.manifest
     rate = int(sample_rate or getattr(manifest.preprocessing, "sample_rate", 16000))
@@ -415,6 +418,13 @@ def detector_from_bundle(bundle: Any, sample_rate: int | None = None) -> EventDe
         if not isinstance(params, dict):
             raise BundleError(f"{bundle.root}: detector params must be an object")
         return EnergyDetector(rate, EnergyDetectorConfig.from_dict(params))
+    if kind == "energy_head":
+        from .events_learned import verified_detector_from_entry
+
+        spec = manifest.preprocessing
+        if rate != getattr(spec, "sample_rate", None):
+            raise BundleError(f"{bundle.root}: the energy_head detector runs at the bundle rate")
+        return verified_detector_from_entry(bundle, entry, spec, embed)
     raise BundleError(
         f"{bundle.root}: event detector kind {kind!r} is not supported by this hai-edge "
         f"(knows: {', '.join(DETECTOR_KINDS)}); upgrade hai-edge"

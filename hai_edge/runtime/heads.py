@@ -42,6 +42,7 @@ __all__ = [
     "Head",
     "HeadKind",
     "head_entries",
+    "load_head_entry",
     "load_head_file",
     "load_heads",
 ]
@@ -311,23 +312,27 @@ def load_heads(bundle: Any, names: Sequence[str] | None = None, *, verify: bool 
             raise BundleError(f"{bundle.root}: no head {missing[0]!r} in this bundle "
                               f"(it has: {', '.join(sorted(known)) or 'none'})")
         entries = [h for h in entries if h.get("name") in names]
-    heads: list[Head] = []
-    for entry in entries:
-        file = entry.get("file")
-        where = f"{bundle.root}: head {entry.get('name')!r}"
-        if not isinstance(file, str) or file not in manifest.files:
-            raise BundleError(f"{where}: its file {file!r} is not listed in the manifest's files")
-        if verify:
-            bundle.verify([file])
-        head = load_head_file(bundle.path_of(file))
-        if head.name != entry.get("name"):
-            raise BundleError(f"{where}: the file is for head {head.name!r}")
-        file_dict = head.manifest_entry(file)
-        for key in _SUMMARY_KEYS:
-            if key in entry and not _same(entry[key], file_dict[key]):
-                raise BundleError(f"{where}: manifest {key} differs from the head file")
-        if head.dim != manifest.embedding_dim:
-            raise BundleError(f"{where}: trained on {head.dim}-d embeddings, the bundle's are "
-                              f"{manifest.embedding_dim}-d")
-        heads.append(head)
-    return heads
+    return [load_head_entry(bundle, entry, verify=verify) for entry in entries]
+
+
+def load_head_entry(bundle: Any, entry: Mapping[str, Any], *, verify: bool = True) -> Head:
+    """The head that a manifest entry (a scoring head, or a learned detector's head) points at:
+    its file is checked against its sha256, against the entry, and against the embedding size."""
+    manifest = bundle.manifest
+    file = entry.get("file")
+    where = f"{bundle.root}: head {entry.get('name')!r}"
+    if not isinstance(file, str) or file not in manifest.files:
+        raise BundleError(f"{where}: its file {file!r} is not listed in the manifest's files")
+    if verify:
+        bundle.verify([file])
+    head = load_head_file(bundle.path_of(file))
+    if head.name != entry.get("name"):
+        raise BundleError(f"{where}: the file is for head {head.name!r}")
+    file_dict = head.manifest_entry(file)
+    for key in _SUMMARY_KEYS:
+        if key in entry and not _same(entry[key], file_dict[key]):
+            raise BundleError(f"{where}: manifest {key} differs from the head file")
+    if head.dim != manifest.embedding_dim:
+        raise BundleError(f"{where}: trained on {head.dim}-d embeddings, the bundle's are "
+                          f"{manifest.embedding_dim}-d")
+    return head

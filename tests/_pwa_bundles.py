@@ -145,7 +145,8 @@ def make_pwa_bundle(dest: Path, *, detector: str = "energy", detector_threshold:
     if detector == "energy":
         heads.append({"name": "cough-events", "role": "detector", "kind": "energy", "params": {}})
     elif detector == "energy_head":
-        det = _head("cough-detector", seed + 2, ("other", "cough"), 0.5, mean, scale)
+        det = _head("cough-detector", seed + 2, ("other", "cough"), detector_threshold, mean,
+                    scale)
         files["heads/cough-detector.json"] = det.to_json().encode()
         heads.append({"name": "cough-detector", "role": "detector", "kind": "energy_head",
                       "params": {}, "file": "heads/cough-detector.json",

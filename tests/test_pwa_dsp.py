@@ -53,6 +53,9 @@ for (const j of jobs) {
     const spec = F.audioSpec(j.spec), p = new C.WindowPlanner(spec.window_s), g = [], x = f32(j.x);
     j.events.forEach((e, i) => g.push(...p.add(i, e))); g.push(...p.finish());
     out.push(g.map(([idx, c]) => { const w = C.eventWindow(x, c, spec); return [idx, c, w.start, w.real]; }));
+  } else if (j.op === 'vwin') {
+    const spec = F.audioSpec(j.spec), x = f32(j.x);
+    out.push(j.events.map((e) => b64(C.verificationWindow(x, e, j.after_s, spec).samples)));
   } else if (j.op === 'head') {
     const h = new H.Head(j.head); out.push(j.x.map((v) => h.predictProba(v)));
   }
@@ -164,6 +167,18 @@ def test_window_planner_and_event_windows_match_python(run_js) -> None:
     groups = [g for i, e in enumerate(evs) for g in planner.add(i, e)] + planner.finish()
     ref = [[list(idx), c, *event_window(x, c, spec)[:2]] for idx, c in groups]
     assert got == ref
+
+
+def test_energy_head_verification_windows_match_python(run_js) -> None:
+    from hai_edge.runtime.events_learned import verification_window
+
+    spec = AudioFrontendSpec()
+    x = np.random.default_rng(4).standard_normal(int(3.1 * 16000)).astype(np.float32)
+    ends = [0.3, 1.2, 2.0, 2.95, 3.09]  # early (zeros in front), middle, near and at the end
+    [got] = run_js([{"op": "vwin", "spec": spec.to_dict(), "x": _b64(x), "after_s": 0.25,
+                     "events": [{"start_s": e - 0.1, "end_s": e} for e in ends]}])
+    for e, w in zip(ends, got):
+        assert np.array_equal(_f32(w), verification_window(x, x.size, e, 0.25, spec))
 
 
 @pytest.mark.parametrize("cal", [

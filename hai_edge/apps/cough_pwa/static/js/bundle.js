@@ -4,7 +4,7 @@
 
 import { EnergyHeadDetector, EnergyOnlyDetector } from './cough.js';
 import { audioSpec } from './features.js';
-import { Head, headFromEntry } from './heads.js';
+import { headFromEntry } from './heads.js';
 
 export class BundleError extends Error {
   constructor(msg) { super(msg); this.name = 'BundleError'; }
@@ -58,9 +58,10 @@ export async function loadBundle(base = 'bundle/') {
     detector = new EnergyOnlyDetector(spec.sample_rate, det);
   } else if (det.kind === 'energy_head') {
     if (!(det.file in files)) throw new BundleError(`detector ${det.name}: its file ${det.file} was not shipped`);
-    const head = new Head(json(det.file), `detector ${det.name}`);
-    if (head.dim !== manifest.embedding_dim) throw new BundleError(`detector ${det.name}: trained on ${head.dim}-d embeddings, the bundle's are ${manifest.embedding_dim}-d`);
-    detector = new EnergyHeadDetector(spec.sample_rate, det, head);
+    // checked like a scoring head, on the fields a detector entry shares with its head file
+    const shared = Object.fromEntries(['name', 'file', 'threshold', 'labels'].filter((k) => k in det).map((k) => [k, det[k]]));
+    const head = headFromEntry(shared, json(det.file), manifest.embedding_dim);
+    detector = new EnergyHeadDetector(spec, det, head);
   } else {
     throw new BundleError(`event detector kind ${JSON.stringify(det.kind)} is not supported by this app (knows: ${DETECTOR_KINDS.join(', ')}); rebuild it with a newer hai-edge`);
   }

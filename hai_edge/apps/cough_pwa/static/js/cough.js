@@ -50,23 +50,34 @@ export function eventWindow(mono, centreS, spec) {
   return cutAt(mono, pyRound(centreS * spec.sample_rate) - Math.floor(spec.window_samples / 2), spec);
 }
 
-/** The energy_head verification window: W samples ending at round((end_s + after_s) * sr). */
+/** The energy_head verification window (hai_edge/runtime/events_learned.py): W samples ending
+ *  at round((end_s + after_s) * sr), start = min(end - W, n - W), zeros wherever that range
+ *  leaves the recording (a cough in the first W samples gets silence in front). */
 export function verificationWindow(mono, ev, afterS, spec) {
+  const n = mono.length, w = spec.window_samples;
   const end = pyRound((ev.end_s + afterS) * spec.sample_rate);
-  return cutAt(mono, end - spec.window_samples, spec);
+  const start = Math.min(end - w, n - w);
+  const lo = Math.max(start, 0), hi = Math.min(start + w, n);
+  const samples = new Float32Array(w);
+  if (hi > lo) samples.set(mono.subarray(lo, hi), lo - start);
+  return { start, samples };
 }
 
 /** Energy candidates, each kept iff the detector head's p(cough) >= threshold (confidence = p). */
 export class EnergyHeadDetector {
-  constructor(sampleRate, entry, head) {
+  constructor(spec, entry, head) {
     this.name = 'energy_head';
-    this.energy = new EnergyDetector(sampleRate, entry.params || {});
-    this.head = head;
-    this.threshold = entry.threshold ?? 0.5;
-    this.afterS = entry.after_s ?? 0.25;
+    const where = `detector ${JSON.stringify(entry.name)}`;
     const align = entry.align ?? 'end';
-    if (align !== 'end') throw new Error(`detector ${entry.name}: align ${JSON.stringify(align)} is not supported (end)`);
-    if (!(this.threshold >= 0 && this.threshold <= 1)) throw new Error(`detector ${entry.name}: threshold must be within [0, 1]`);
+    if (align !== 'end') throw new Error(`${where}: align ${JSON.stringify(align)} is not supported (end)`);
+    const params = entry.params ?? {};
+    const after = entry.after_s ?? 0.25;
+    if (typeof params !== 'object' || typeof after !== 'number') throw new Error(`${where}: params must be an object and after_s a number`);
+    if (!(after >= 0 && after <= spec.window_s)) throw new Error(`detector after_s must be within [0, ${spec.window_s}] s`);
+    this.energy = new EnergyDetector(spec.sample_rate, params);
+    this.head = head;
+    this.threshold = head.threshold;     // the entry's threshold is checked equal to the file's
+    this.afterS = after;
   }
 
   async detect(mono, spec, embed) {

@@ -30,10 +30,12 @@ MIME_TYPES = {
     ".wasm": "application/wasm", ".onnx": "application/octet-stream",
     ".png": "image/png", ".svg": "image/svg+xml",
 }
-_HEADERS = {
+_ISOLATION = {
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Embedder-Policy": "require-corp",
     "Cross-Origin-Resource-Policy": "same-origin",
+}
+_HEADERS = {
     "Cache-Control": "no-cache",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -53,9 +55,10 @@ def is_loopback(host: str) -> bool:
 class _Handler(http.server.SimpleHTTPRequestHandler):
     extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, **MIME_TYPES}
     quiet = True
+    isolation = True
 
     def end_headers(self) -> None:
-        for k, v in _HEADERS.items():
+        for k, v in ({**_ISOLATION, **_HEADERS} if self.isolation else _HEADERS).items():
             self.send_header(k, v)
         super().end_headers()
 
@@ -70,12 +73,13 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
 def make_server(directory: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 8000, *,
                 certfile: str | None = None, keyfile: str | None = None,
-                quiet: bool = True) -> http.server.ThreadingHTTPServer:
-    """A server for ``directory`` (a built app); call ``serve_forever()`` on it."""
+                quiet: bool = True, isolation: bool = True) -> http.server.ThreadingHTTPServer:
+    """A server for ``directory`` (a built app); call ``serve_forever()`` on it.
+    ``isolation=False`` leaves out COOP/COEP/CORP (single-threaded WASM; benchmarks only)."""
     root = Path(directory)
     if not (root / "index.html").is_file() or not (root / "sw.js").is_file():
         raise HaiEdgeError(f"{root}: not a built app (run `hai-edge pwa build -o DIR` first)")
-    handler = type("Handler", (_Handler,), {"quiet": quiet})
+    handler = type("Handler", (_Handler,), {"quiet": quiet, "isolation": isolation})
     try:
         server = http.server.ThreadingHTTPServer((host, port),
                                                  functools.partial(handler, directory=str(root)))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import signal
 import sys
 import tempfile
 from typing import Any
@@ -91,11 +92,16 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                   "service worker (no offline use) and no microphone; use --certfile/--keyfile "
                   "or open http://127.0.0.1 on this machine", file=sys.stderr)
         print(f"serving the cough app at {scheme}://{shown}:{port}/ (Ctrl-C to stop)", flush=True)
+        def _stop(signum: int, frame: Any) -> None:
+            raise KeyboardInterrupt  # SIGTERM ends like Ctrl-C: the temporary build is removed
+
+        previous = signal.signal(signal.SIGTERM, _stop)
         try:
             server.serve_forever()
         except KeyboardInterrupt:
             pass
         finally:
+            signal.signal(signal.SIGTERM, previous)
             server.server_close()
     finally:
         if tmp:

@@ -94,7 +94,8 @@ export function splitWindows(x, spec, source = '<audio>') {
 
 const melCache = new Map();
 
-/** TF's linear_to_mel_weight_matrix [n_fft/2+1][n_mels] (row-major Float64Array), DC row zero. */
+/** TF's linear_to_mel_weight_matrix [n_fft/2+1][n_mels] (row-major Float64Array), DC row zero;
+ *  `.bands[j] = [k0, k1)`: the bins where band j is non-zero (the rest of a column is zero). */
 export function melFilterbank(sr, nFft, nMels, fmin, fmax) {
   const key = [sr, nFft, nMels, fmin, fmax].join('/');
   if (melCache.has(key)) return melCache.get(key);
@@ -110,6 +111,12 @@ export function melFilterbank(sr, nFft, nMels, fmin, fmax) {
       const v = Math.min((m - lo) / (c - lo), (hi - m) / (hi - c));
       w[i * nMels + j] = v > 0 ? v : 0;
     }
+  }
+  w.bands = [];
+  for (let j = 0; j < nMels; j++) {
+    let k0 = nBins, k1 = 0;
+    for (let k = 1; k < nBins; k++) if (w[k * nMels + j] !== 0) { k0 = Math.min(k0, k); k1 = k + 1; }
+    w.bands.push(k0 < k1 ? [k0, k1] : [0, 0]);
   }
   melCache.set(key, w);
   return w;
@@ -163,8 +170,9 @@ function melPower(x, spec) {
       dftPower(frame, nFft, power);
     }
     for (let j = 0; j < nMels; j++) {
+      const [k0, k1] = mel.bands[j];
       let acc = 0;
-      for (let k = 1; k < nBins; k++) acc += power[k] * mel[k * nMels + j];
+      for (let k = k0; k < k1; k++) acc += power[k] * mel[k * nMels + j];
       out[f * nMels + j] = acc;
     }
   }

@@ -36,9 +36,17 @@ export function cosine(a, b) {
   return ab / Math.sqrt(aa * bb);
 }
 
+const twiddles = new Map();
+
 /** In-place iterative radix-2 complex FFT (n a power of two), float64. */
 export function fft(re, im) {
   const n = re.length;
+  let tw = twiddles.get(n);
+  if (!tw) {
+    tw = { c: new Float64Array(n / 2), s: new Float64Array(n / 2) };
+    for (let k = 0; k < n / 2; k++) { tw.c[k] = Math.cos((-2 * Math.PI * k) / n); tw.s[k] = Math.sin((-2 * Math.PI * k) / n); }
+    twiddles.set(n, tw);
+  }
   for (let i = 1, j = 0; i < n; i++) {
     let bit = n >> 1;
     for (; j & bit; bit >>= 1) j ^= bit;
@@ -49,10 +57,9 @@ export function fft(re, im) {
     }
   }
   for (let len = 2; len <= n; len <<= 1) {
-    const half = len >> 1;
-    const ang = (-2 * Math.PI) / len;
+    const half = len >> 1, stride = n / len;
     for (let k = 0; k < half; k++) {
-      const wr = Math.cos(ang * k), wi = Math.sin(ang * k);
+      const wr = tw.c[k * stride], wi = tw.s[k * stride];
       for (let i = k; i < n; i += len) {
         const j = i + half;
         const xr = re[j] * wr - im[j] * wi, xi = re[j] * wi + im[j] * wr;

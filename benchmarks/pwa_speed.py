@@ -1,0 +1,108 @@
+"""Per-window inference time of the cough PWA in the test browser (headless Debian Chromium).
+
+Builds the app for a bundle, serves it on 127.0.0.1, and has the page itself time N model runs
+(batch 1: one window, as a recording is scored) with ``performance.now()``, after the golden
+self-test and 10 warm-up runs (``?bench=N``). Side by side in one run:
+
+* cross-origin isolated (COOP/COEP), threads=1 and threads=2 (multi-threaded WASM);
+* not isolated, threads=1: ``performance.now()`` is coarsened to 100 us there, so medians are
+  multiples of 0.1 ms; the mean over the whole timed loop (wall / N) is not affected.
+
+It also prints the JS front end's time per window (log-mel/PCEN of one window) and the target.
+
+    python benchmarks/pwa_speed.py                      # the test fixture bundle (needs onnx)
+    python benchmarks/pwa_speed.py --model standin      # ~0.3 M-param stand-in student (torch)
+    python benchmarks/pwa_speed.py --bundle B           # any audio bundle with an INT8 ONNX model
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+TARGET_MS = 10.0
+CHROMIUM = "/usr/bin/chromium"
+
+
+def _standin(root: Path) -> Path:
+    from benchmarks._standins import AUDIO_SPEC, audio_standin
+    from hai_edge.export.bundle_builder import BuildOptions, build_bundle
+
+    b = build_bundle(audio_standin(), AUDIO_SPEC, root / "standin-audio", name="standin-audio",
+                     options=BuildOptions(formats=("onnx",), allow_degraded=True))
+    return b.root
+
+
+def _measure(app: Path, isolation: bool, threads: int, runs: int) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    from hai_edge.apps.cough_pwa import make_server
+
+    httpd = make_server(app, "127.0.0.1", 0, isolation=isolation)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True)
+            try:
+                page = browser.new_page()
+                page.goto(f"http://127.0.0.1:{httpd.server_address[1]}/?threads={threads}"
+                          f"&bench={runs}")
+                page.wait_for_function("['ready','refused','error'].includes(window.__pwa.phase)",
+                                       timeout=300_000)
+                phase = page.evaluate("window.__pwa.phase")
+                if phase != "ready":
+                    raise SystemExit(f"app not ready ({phase}): "
+                                     f"{page.evaluate('window.__pwa.error || window.__pwa.selftest')}")
+                return page.evaluate("window.__pwa.bench")
+            finally:
+                browser.close()
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bundle", help="audio bundle (default: --model)")
+    ap.add_argument("--model", choices=("fixture", "standin"), default="fixture",
+                    help="without --bundle: the test fixture (conv, 32-d) or the stand-in student")
+    ap.add_argument("--runs", type=int, default=300, help="timed runs per configuration")
+    args = ap.parse_args()
+    from playwright.sync_api import sync_playwright  # noqa: F401  (fail early when missing)
+
+    from hai_edge.apps.cough_pwa import build_app
+
+    with tempfile.TemporaryDirectory(prefix="pwa-speed-") as tmp:
+        root = Path(tmp)
+        if args.bundle:
+            bundle = Path(args.bundle)
+        elif args.model == "standin":
+            bundle = _standin(root)
+        else:
+            from tests._pwa_bundles import make_pwa_bundle
+
+            bundle = make_pwa_bundle(root / "fixture", detector="energy")
+        rep = build_app(root / "app", bundle)
+        model_bytes = sum(v for k, v in rep.files.items() if k.endswith(".onnx"))
+        print(f"bundle {rep.bundle}, model {rep.model_id} ({model_bytes} bytes), app payload "
+              f"{rep.total_bytes} bytes; {args.runs} runs per row; mean = wall time / runs")
+        print(f"{'configuration':<34} {'threads':>7} {'median':>8} {'p90':>8} {'mean':>8} "
+              f"{'features':>9}  target {TARGET_MS:g} ms")
+        rows = [("cross-origin isolated", True, 1), ("cross-origin isolated", True, 2),
+                ("not isolated (timer 100 us)", False, 1)]
+        for label, iso, threads in rows:
+            r = _measure(rep.directory, iso, threads, args.runs)
+            ok = "ok" if r["mean_ms"] <= TARGET_MS else "OVER"
+            print(f"{label:<34} {r['threads']:>7} {r['median_ms']:>7.3f}  {r['p90_ms']:>7.3f}  "
+                  f"{r['mean_ms']:>7.3f}  {r['features_ms']:>8.2f}  {ok} "
+                  f"({r['mean_ms'] / TARGET_MS:.2f} x target)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

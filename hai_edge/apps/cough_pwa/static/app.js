@@ -130,6 +130,7 @@ async function onRecord() {
   const { bundle } = ctx;
   const seconds = parseInt($('duration').value, 10);
   $('record').disabled = true;
+  $('record').textContent = 'Recording…';
   $('share').disabled = true; $('export').disabled = true;
   pwa.phase = 'recording';
   const sr = bundle.spec.sample_rate;
@@ -175,6 +176,7 @@ async function onRecord() {
     $('results').replaceChildren(el('p', { class: 'positive', role: 'alert' }, `Could not analyse the recording: ${pwa.error}`));
     pwa.phase = 'failed';
   } finally {
+    $('record').textContent = 'Record again';
     $('record').disabled = pwa.phase === 'refused';
   }
 }

@@ -33,6 +33,9 @@ class _Server:
         from hai_edge.apps.cough_pwa import make_server
 
         self.httpd = make_server(root, "127.0.0.1", 0)
+        self.paths: list[str] = []  # every request the server answered
+        paths = self.paths
+        self.httpd.RequestHandlerClass.func.log_message = lambda h, *a: paths.append(h.path)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
@@ -206,6 +209,8 @@ def test_offline_reload_then_recording_matches_hai_edge_cough(fx, pw, tmp_path, 
         assert st["passed"] and st["frontend"][0]["max_abs_diff"] <= 1e-3
         payload = _payload(page)
         assert payload <= PAYLOAD_LIMIT
+        # ORT loads only once the worker controls the page: the 14 MB wasm crossed the wire once
+        assert server.paths.count("/vendor/ort/ort-wasm-simd-threaded.wasm") == 1
         # offline: server stopped and the context offline, then reload
         server.stop()
         ctx.set_offline(True)
@@ -223,6 +228,8 @@ def test_offline_reload_then_recording_matches_hai_edge_cough(fx, pw, tmp_path, 
         assert "not for clinical use" in page.inner_text("#notices")
         rec = _record(page)
         assert "not for clinical use" in " ".join(rec["result"]["notices"])
+        assert rec["result"]["capture"]["processing"] == {  # as reported by the track
+            "echoCancellation": False, "noiseSuppression": False, "autoGainControl": False}
         assert "positive" in page.inner_text("#results") or "negative" in page.inner_text("#results")
         assert page.evaluate("document.querySelector('#results').getAttribute('aria-live')") == "polite"
         history = page.evaluate("import('./js/store.js').then(m => m.listResults())")

@@ -74,6 +74,11 @@ def test_build_errors_are_one_line(bundle, tmp_path, capsys) -> None:
     assert main(["pwa", "build", "-o", str(tmp_path / "o"), "--bundle", str(tmp_path / "nope")]) == 2
     assert "no such bundle" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+    from hai_edge.bundle import builtin_bundles
+
+    if "cough-demo" not in builtin_bundles():
+        assert main(["pwa", "build", "-o", str(tmp_path / "o")]) == 2
+        assert "built-in cough-demo bundle is not installed" in capsys.readouterr().err
 
 
 def test_vendored_ort_is_checked_and_npm_runs_only_when_stale(tmp_path, monkeypatch) -> None:

@@ -71,6 +71,16 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             sys.stderr.write(f"{self.address_string()} {format % args}\n")
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError, ssl.SSLError)):
+            return  # the browser went away mid-response (reload, tab closed): not our error
+        super().handle_error(request, client_address)
+
+
 def make_server(directory: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 8000, *,
                 certfile: str | None = None, keyfile: str | None = None,
                 quiet: bool = True, isolation: bool = True) -> http.server.ThreadingHTTPServer:
@@ -81,11 +91,9 @@ def make_server(directory: str | os.PathLike[str], host: str = "127.0.0.1", port
         raise HaiEdgeError(f"{root}: not a built app (run `hai-edge pwa build -o DIR` first)")
     handler = type("Handler", (_Handler,), {"quiet": quiet, "isolation": isolation})
     try:
-        server = http.server.ThreadingHTTPServer((host, port),
-                                                 functools.partial(handler, directory=str(root)))
+        server = _Server((host, port), functools.partial(handler, directory=str(root)))
     except OSError as exc:
         raise HaiEdgeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    server.daemon_threads = True
     if certfile:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         try:

@@ -157,8 +157,10 @@ async function onRecord() {
       embed: (xs) => ctx.engine.embed(xs), keepEmbeddings: true,
       meta: { bundle: bundle.manifest.name, backend: 'onnxruntime-web', model: bundle.entry.id, detector: bundle.detector.name },
     });
+    const processing = Object.fromEntries(['echoCancellation', 'noiseSuppression', 'autoGainControl']
+      .filter((k) => k in rec.settings).map((k) => [k, rec.settings[k]]));
     result.capture = { device: rec.device, device_rate: rec.sampleRate, sample_rate: sr, captured_s: rec.samples.length / rec.sampleRate,
-      started_unix_s: Date.now() / 1000 - rec.samples.length / rec.sampleRate };
+      started_unix_s: Date.now() / 1000 - rec.samples.length / rec.sampleRate, processing };
     result.recorded_at = new Date().toISOString();
     pwa.capture = rec;
     pwa.result = result;

@@ -56,6 +56,23 @@ for (const j of jobs) {
   } else if (j.op === 'vwin') {
     const spec = F.audioSpec(j.spec), x = f32(j.x);
     out.push(j.events.map((e) => b64(C.verificationWindow(x, e, j.after_s, spec).samples)));
+  } else if (j.op === 'analyze') {
+    // the whole recording path of the app (cough.analyze) with a stand-in model: band means
+    const m = JSON.parse(readFileSync(j.bundle + '/manifest.json', 'utf8'));
+    const spec = F.audioSpec(m.preprocessing);
+    const file = (f) => JSON.parse(readFileSync(j.bundle + '/' + f, 'utf8'));
+    const heads = m.heads.filter((h) => (h.role ?? 'head') === 'head').map((h) => H.headFromEntry(h, file(h.file), m.embedding_dim));
+    const det = m.heads.find((h) => h.role === 'detector');
+    const shared = det && Object.fromEntries(['name', 'file', 'threshold', 'labels'].filter((k) => k in det).map((k) => [k, det[k]]));
+    const detector = det && det.kind === 'energy_head'
+      ? new C.EnergyHeadDetector(spec, det, H.headFromEntry(shared, file(det.file), m.embedding_dim))
+      : new C.EnergyOnlyDetector(spec.sample_rate, det);
+    const per = spec.input_size / m.embedding_dim;
+    const embed = async (xs) => xs.map((x) => Float32Array.from({ length: m.embedding_dim }, (_, d) => {
+      let s = 0; for (let i = d * per; i < (d + 1) * per; i++) s += x[i]; return s / per; }));
+    const mono = R.resample(f32(j.x), j.rate, spec.sample_rate);
+    const { result } = await C.analyze(mono, 'x', { spec, detector, heads, embed, notices: m.notices, meta: {} });
+    out.push(result);
   } else if (j.op === 'head') {
     const h = new H.Head(j.head); out.push(j.x.map((v) => h.predictProba(v)));
   }
@@ -179,6 +196,60 @@ def test_energy_head_verification_windows_match_python(run_js) -> None:
                      "events": [{"start_s": e - 0.1, "end_s": e} for e in ends]}])
     for e, w in zip(ends, got):
         assert np.array_equal(_f32(w), verification_window(x, x.size, e, 0.25, spec))
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory) -> dict[str, Path]:
+    pytest.importorskip("onnx")
+    from ._pwa_bundles import make_pwa_bundle
+
+    root = tmp_path_factory.mktemp("dspb")
+    return {k: make_pwa_bundle(root / k, detector=k, detector_threshold=0.5, work=root)
+            for k in ("energy", "energy_head")}
+
+
+@pytest.mark.parametrize("kind,audio", [("energy", "coughs"), ("energy_head", "coughs"),
+                                        ("energy", "noise"), ("energy", "quiet-coughs")])
+def test_whole_recording_analysis_matches_cough_pipeline(run_js, bundles, kind, audio) -> None:
+    """cough.analyze in node vs CoughPipeline, the same stand-in model on both sides (mean of
+    each embedding-size slice of the features): events, windows (incl. the fallback to sliding
+    windows and quiet skipping), head scores and notices."""
+    from hai_edge.runtime.backends import MockBackend
+    from hai_edge.runtime.cough import CoughPipeline
+
+    rng = np.random.default_rng(7)
+    if audio == "noise":  # no events: the plain sliding windows are scored
+        x = (0.01 * rng.standard_normal(int(7.3 * 44100))).astype(np.float32)
+    elif audio == "quiet-coughs":  # digital silence, a cough and a faint one (its window is
+        # below skip_quiet_db: skipped, while the event itself is reported)
+        loud, faint = _coughs(44100, 9.0, [1.0], seed=8), _coughs(44100, 9.0, [6.0], seed=10)
+        x = np.zeros_like(loud)
+        x[39690:61740] = loud[39690:61740]
+        x[260190:282240] = 0.05 * faint[260190:282240]
+    else:
+        x = _coughs(44100, 9.0, [0.3, 1.5, 1.8, 4.0, 7.9], seed=9)
+
+    def handler(inputs):
+        v = next(iter(inputs.values())).astype(np.float64)
+        return {"embedding": v.reshape(len(v), 32, -1).mean(axis=2).astype(np.float32)}
+
+    [js] = run_js([{"op": "analyze", "bundle": str(bundles[kind]), "x": _b64(x), "rate": 44100}])
+    with CoughPipeline(str(bundles[kind]), engine=MockBackend(handler)) as pipe:
+        py = pipe.analyze(x, 44100, "x").to_dict()
+    assert js["fallback_windows"] == py["fallback_windows"]
+    assert js["notices"] == py["notices"]
+    assert len(js["events"]) == len(py["events"])
+    for a, b in zip(js["events"], py["events"]):
+        assert abs(a["start_s"] - b["start_s"]) <= 1e-4 and abs(a["end_s"] - b["end_s"]) <= 1e-4
+        assert abs(a["confidence"] - b["confidence"]) <= 1e-4
+    assert [(w["start_s"], w["end_s"], w["events"]) for w in js["windows"]] == \
+        [(w["start_s"], w["end_s"], w["events"]) for w in py["windows"]]
+    for h, s in py["scores"].items():
+        assert abs(js["scores"][h]["mean"] - s["mean"]) <= 1e-5 and js["scores"][h]["count"] == s["count"]
+    if audio == "noise":
+        assert py["fallback_windows"] and not py["events"]
+    elif audio == "quiet-coughs":
+        assert len(py["events"]) == 2 and len(py["windows"]) == 1
 
 
 @pytest.mark.parametrize("cal", [

@@ -136,13 +136,21 @@ function normaliseClip(x, mode) {
   return out;
 }
 
-// Real DFT for an n_fft that is not a power of two (rare; O(n^2) per frame).
+// Real DFT for an n_fft that is not a power of two (rare; O(n^2) per frame, table-driven).
+const dftTables = new Map();
 function dftPower(frame, n, out) {
+  let tab = dftTables.get(n);
+  if (!tab) {
+    tab = { c: new Float64Array(n), s: new Float64Array(n) };
+    for (let i = 0; i < n; i++) { tab.c[i] = Math.cos((-2 * Math.PI * i) / n); tab.s[i] = Math.sin((-2 * Math.PI * i) / n); }
+    dftTables.set(n, tab);
+  }
+  const m = Math.min(frame.length, n);
   for (let k = 0; k <= n / 2; k++) {
-    let re = 0, im = 0;
-    for (let t = 0; t < frame.length && t < n; t++) {
-      const a = (-2 * Math.PI * ((k * t) % n)) / n;
-      re += frame[t] * Math.cos(a); im += frame[t] * Math.sin(a);
+    let re = 0, im = 0, idx = 0;
+    for (let t = 0; t < m; t++) {
+      re += frame[t] * tab.c[idx]; im += frame[t] * tab.s[idx];
+      idx += k; if (idx >= n) idx -= n;
     }
     out[k] = re * re + im * im;
   }

@@ -24,10 +24,10 @@ export async function recordAudio({ seconds, onLevel, onBlock, onProgress }) {
     throw new MicError('this page is not a secure origin (https:// or http://localhost), so the browser gives it no microphone');
   }
   const ctx = new AudioContext();
+  let stream = null;
   try {
     if (ctx.state !== 'running') await ctx.resume();
     await ctx.audioWorklet.addModule('capture-worklet.js');
-    let stream;
     try {
       stream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: false, noiseSuppression: false, autoGainControl: false } });
     } catch (err) {
@@ -42,9 +42,15 @@ export async function recordAudio({ seconds, onLevel, onBlock, onProgress }) {
     const node = new AudioWorkletNode(ctx, 'hai-capture', { numberOfInputs: 1, numberOfOutputs: 1 });
     const sink = ctx.createGain();
     sink.gain.value = 0;
+    let lastBlock = performance.now();
+    let watchdog = null;
     await new Promise((resolve, reject) => {
       track.addEventListener('ended', () => reject(new MicError('the microphone stopped (unplugged or taken by another app)')), { once: true });
+      watchdog = setInterval(() => {   // a stalled device must not leave the app waiting forever
+        if (performance.now() - lastBlock > 3000) reject(new MicError('no audio is arriving from the microphone'));
+      }, 500);
       node.port.onmessage = (e) => {
+        lastBlock = performance.now();
         if (total >= want) return;
         const block = e.data.length > want - total ? e.data.subarray(0, want - total) : e.data;
         chunks.push(block);
@@ -61,14 +67,14 @@ export async function recordAudio({ seconds, onLevel, onBlock, onProgress }) {
         if (total >= want) resolve();
       };
       src.connect(node); node.connect(sink); sink.connect(ctx.destination);
-    });
+    }).finally(() => clearInterval(watchdog));
     const samples = new Float32Array(want);
     let off = 0;
     for (const c of chunks) { samples.set(c, off); off += c.length; }
     const settings = track.getSettings ? track.getSettings() : {};
-    stream.getTracks().forEach((t) => t.stop());
     return { samples, sampleRate: rate, device: track.label || 'microphone', settings };
   } finally {
+    if (stream) stream.getTracks().forEach((t) => t.stop());   // the mic indicator goes off
     ctx.close().catch(() => {});
   }
 }

@@ -56,8 +56,8 @@ def _measure(app: Path, isolation: bool, threads: int, runs: int) -> dict:
                                        timeout=300_000)
                 phase = page.evaluate("window.__pwa.phase")
                 if phase != "ready":
-                    raise SystemExit(f"app not ready ({phase}): "
-                                     f"{page.evaluate('window.__pwa.error || window.__pwa.selftest')}")
+                    why = page.evaluate("window.__pwa.error || window.__pwa.selftest")
+                    raise SystemExit(f"app not ready ({phase}): {why}")
                 return page.evaluate("window.__pwa.bench")
             finally:
                 browser.close()
@@ -136,7 +136,8 @@ def main() -> int:
                 ok = "ok" if r["mean_ms"] <= TARGET_MS else "OVER"
                 print(f"{rep.model_id:<12} {label:<28} {r['threads']:>7} {r['median_ms']:>7.3f}  "
                       f"{r['p90_ms']:>7.3f}  {r['mean_ms']:>7.3f}  {r['features_ms']:>8.2f}  {ok} "
-                      f"({r['mean_ms'] / TARGET_MS:.2f} x target, {r['median_ms'] / native:.1f} x native)",
+                      f"({r['mean_ms'] / TARGET_MS:.2f} x target, "
+                      f"{r['median_ms'] / native:.1f} x native)",
                       flush=True)
     return 0
 

@@ -124,11 +124,12 @@ def make_pwa_bundle(dest: Path, *, detector: str = "energy", detector_threshold:
     fp32 = _fp32_model(seed, calib)
     int8 = _quantize(fp32, calib, work)
     shape = (None, *SPEC.input_shape())
+    io = ((TensorSpec("input", shape),), (TensorSpec("embedding", (None, DIM)),))
     entries = {
-        "onnx-fp32": ModelEntry("onnx-fp32", ModelFormat.ONNX, Precision.FP32, ("model_fp32.onnx",),
-                                (TensorSpec("input", shape),), (TensorSpec("embedding", (None, DIM)),)),
-        "onnx-int8": ModelEntry("onnx-int8", ModelFormat.ONNX, Precision.INT8, ("model_int8.onnx",),
-                                (TensorSpec("input", shape),), (TensorSpec("embedding", (None, DIM)),)),
+        "onnx-fp32": ModelEntry("onnx-fp32", ModelFormat.ONNX, Precision.FP32,
+                                ("model_fp32.onnx",), *io),
+        "onnx-int8": ModelEntry("onnx-int8", ModelFormat.ONNX, Precision.INT8,
+                                ("model_int8.onnx",), *io),
     }
     models = {"onnx-fp32": fp32, "onnx-int8": int8}
     heldout = synthetic_model_inputs(SPEC, 2, seed=seed + 11)
@@ -140,7 +141,8 @@ def make_pwa_bundle(dest: Path, *, detector: str = "energy", detector_threshold:
     mean, scale = emb.mean(axis=0), emb.std(axis=0) + 1e-3
     covid = _head("covid", seed + 1, ("negative", "positive"), 0.5, mean, scale, NOTICE)
     files: dict[str, Any] = {"model_fp32.onnx": fp32, "model_int8.onnx": int8,
-                             "golden.json": golden_bytes, "heads/covid.json": covid.to_json().encode()}
+                             "golden.json": golden_bytes,
+                             "heads/covid.json": covid.to_json().encode()}
     heads: list[dict[str, Any]] = [covid.manifest_entry("heads/covid.json")]
     if detector == "energy":
         heads.append({"name": "cough-events", "role": "detector", "kind": "energy", "params": {}})

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import threading
 from pathlib import Path
 
@@ -23,6 +22,7 @@ CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed")
 SR_WAV = 44100
 PAYLOAD_LIMIT = 15_000_000
+READY = ("ready", "refused", "error")  # the phases that end loading
 
 
 # ------------------------------------------------------------------------------- fixtures
@@ -96,19 +96,22 @@ def _page(browser, server: _Server, requests: list[str]):  # noqa: ANN202
 
 
 def _wait_phase(page, phases: tuple[str, ...], timeout_ms: int = 60_000) -> str:
-    page.wait_for_function(f"window.__pwa && {json.dumps(list(phases))}.includes(window.__pwa.phase)",
-                           timeout=timeout_ms)
+    page.wait_for_function(
+        f"window.__pwa && {json.dumps(list(phases))}.includes(window.__pwa.phase)",
+        timeout=timeout_ms)
     return page.evaluate("window.__pwa.phase")
 
 
 def _record(page) -> dict:
     page.click("#record")
-    assert _wait_phase(page, ("done", "failed"), 60_000) == "done", page.evaluate("window.__pwa.error")
+    phase = _wait_phase(page, ("done", "failed"), 60_000)
+    assert phase == "done", page.evaluate("window.__pwa.error")
     return page.evaluate("""() => {
         const p = window.__pwa, s = p.capture.samples;
         const u8 = new Uint8Array(s.buffer, s.byteOffset, s.byteLength);
         let bin = '';
-        for (let i = 0; i < u8.length; i += 32768) bin += String.fromCharCode.apply(null, u8.subarray(i, i + 32768));
+        for (let i = 0; i < u8.length; i += 32768)
+            bin += String.fromCharCode.apply(null, u8.subarray(i, i + 32768));
         return {result: p.result, rate: p.capture.sampleRate, samples: btoa(bin),
                 windows: p.raw.windows.map(w => ({start_s: w.start_s, end_s: w.end_s,
                     scores: w.scores, embedding: Array.from(w.embedding)})),
@@ -177,7 +180,8 @@ def _payload(page) -> int:
         let total = 0;
         for (const name of await caches.keys()) {
             const c = await caches.open(name);
-            for (const req of await c.keys()) total += (await (await c.match(req)).arrayBuffer()).byteLength;
+            for (const req of await c.keys())
+                total += (await (await c.match(req)).arrayBuffer()).byteLength;
         }
         return total;
     }""")
@@ -203,7 +207,7 @@ def test_offline_reload_then_recording_matches_hai_edge_cough(fx, pw, tmp_path, 
     requests: list[str] = []
     try:
         ctx, page, errors = _page(browser, server, requests)
-        assert _wait_phase(page, ("ready", "refused", "error")) == "ready", page.evaluate("window.__pwa")
+        assert _wait_phase(page, READY) == "ready", page.evaluate("window.__pwa")
         assert page.evaluate("navigator.serviceWorker.controller !== null")
         st = page.evaluate("window.__pwa.selftest")
         assert st["passed"] and st["frontend"][0]["max_abs_diff"] <= 1e-3
@@ -215,7 +219,7 @@ def test_offline_reload_then_recording_matches_hai_edge_cough(fx, pw, tmp_path, 
         server.stop()
         ctx.set_offline(True)
         page.reload()
-        assert _wait_phase(page, ("ready", "refused", "error")) == "ready", page.evaluate("window.__pwa")
+        assert _wait_phase(page, READY) == "ready", page.evaluate("window.__pwa")
         assert page.evaluate("window.__pwa.serviceWorker") == "controlled"
         assert page.evaluate("fetch('/not-precached.txt').then(() => 'reached', () => 'failed')") \
             == "failed"  # the network is really gone
@@ -230,8 +234,9 @@ def test_offline_reload_then_recording_matches_hai_edge_cough(fx, pw, tmp_path, 
         assert "not for clinical use" in " ".join(rec["result"]["notices"])
         assert rec["result"]["capture"]["processing"] == {  # as reported by the track
             "echoCancellation": False, "noiseSuppression": False, "autoGainControl": False}
-        assert "positive" in page.inner_text("#results") or "negative" in page.inner_text("#results")
-        assert page.evaluate("document.querySelector('#results').getAttribute('aria-live')") == "polite"
+        shown = page.inner_text("#results")
+        assert "positive" in shown or "negative" in shown
+        assert page.get_attribute("#results", "aria-live") == "polite"
         history = page.evaluate("import('./js/store.js').then(m => m.listResults())")
         assert len(history) == 1 and history[0]["scores"] == rec["result"]["scores"]
         assert not errors
@@ -265,7 +270,7 @@ def test_energy_head_detector_matches_hai_edge_cough(fx, pw, tmp_path, capsys) -
     browser = _launch(pw, fx["wav"])
     try:
         ctx, page, errors = _page(browser, server, [])
-        assert _wait_phase(page, ("ready", "refused", "error")) == "ready", page.evaluate("window.__pwa")
+        assert _wait_phase(page, READY) == "ready", page.evaluate("window.__pwa")
         rec = _record(page)
         assert not errors
     finally:
@@ -278,7 +283,8 @@ def test_energy_head_detector_matches_hai_edge_cough(fx, pw, tmp_path, capsys) -
     assert py["detector"] == "energy_head"
     assert len(rec["events"]) == len(py["events"])
     for a, b in zip(rec["events"], py["events"]):
-        assert abs(a["start_s"] - b["start_s"]) < 1e-3 and abs(a["confidence"] - b["confidence"]) < 0.02
+        assert abs(a["start_s"] - b["start_s"]) < 1e-3
+        assert abs(a["confidence"] - b["confidence"]) < 0.02
     cosines, delta = _compare(rec, py)
     print(f"\nPWA energy_head: {len(rec['candidates'])} candidates, {len(rec['events'])} kept, "
           f"min cosine {min(cosines):.6f}, score delta {delta:.2e}")
@@ -290,7 +296,7 @@ def test_golden_mismatch_is_refused_with_a_visible_message(fx, pw) -> None:
     browser = _launch(pw)
     try:
         ctx, page, errors = _page(browser, server, [])
-        assert _wait_phase(page, ("ready", "refused", "error")) == "refused"
+        assert _wait_phase(page, READY) == "refused"
         assert page.is_visible("#refusal")
         text = page.inner_text("#refusal")
         assert "cannot score" in text and "golden" in text

@@ -71,7 +71,7 @@ def test_build_errors_are_one_line(bundle, tmp_path, capsys) -> None:
     assert main(["pwa", "build", "-o", str(tmp_path / "o"), "--bundle", str(fp32_only),
                  "--precision", "fp32"]) == 2
     assert "no golden vectors" in capsys.readouterr().err
-    assert main(["pwa", "build", "-o", str(tmp_path / "o"), "--bundle", str(tmp_path / "nope")]) == 2
+    assert main(["pwa", "build", "-o", str(tmp_path / "o"), "-b", str(tmp_path / "nope")]) == 2
     assert "no such bundle" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
     from hai_edge.bundle import builtin_bundles

@@ -268,7 +268,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         src.model, src.spec, args.output, name=args.name or src.name, options=options,
         calibration=src.calibration, heldout=src.heldout, teacher=src.teacher,
         teacher_targets=src.teacher_targets, heads=src.heads, provenance=prov,
-        notices=("demo, not for clinical use",), overwrite=args.overwrite,
+        overwrite=args.overwrite,
         progress=None if args.quiet else _say)
     m = bundle.manifest
     print(f"wrote bundle {bundle.root} ({m.modality.value}, {m.embedding_dim}-d, "

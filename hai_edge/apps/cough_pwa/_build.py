@@ -208,7 +208,7 @@ def build_app(out: str | os.PathLike[str], bundle: str | os.PathLike[str] | None
         for rel in rels:
             digest.update(rel.encode() + b"\0" + _sha256(tmp / rel).encode())
         version = digest.hexdigest()[:16]
-        precache = ["./"] + [f"./{r}" for r in rels]
+        precache = [f"./{r}" for r in rels]  # "./" itself is answered with index.html
         sw = (STATIC_DIR / "sw.js").read_text(encoding="utf-8")
         sw = sw.replace("'__HAI_VERSION__'", json.dumps(version)).replace(
             "__HAI_PRECACHE__", json.dumps(precache, indent=0).replace("\n", ""))

@@ -24,8 +24,8 @@ self.addEventListener('fetch', (event) => {
   event.respondWith(caches.open(CACHE).then(async (cache) => {
     const hit = await cache.match(req, { ignoreSearch: true });
     if (hit) return hit;
-    if (req.mode === 'navigate') {
-      const index = await cache.match('./index.html');
+    if (req.mode === 'navigate' && new URL(req.url).pathname.endsWith('/')) {
+      const index = await cache.match('./index.html');   // the app's start URL and scope root
       if (index) return index;
     }
     return fetch(req);

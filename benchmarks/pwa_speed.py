@@ -11,7 +11,7 @@ self-test and 10 warm-up runs (``?bench=N``). Side by side in one run:
 It also prints the JS front end's time per window (log-mel/PCEN of one window) and the target.
 
     python benchmarks/pwa_speed.py                      # the test fixture bundle (needs onnx)
-    python benchmarks/pwa_speed.py --model standin      # ~0.3 M-param stand-in student (torch)
+    python benchmarks/pwa_speed.py --model audio-s      # the cough-demo student's size (torch)
     python benchmarks/pwa_speed.py --bundle B           # any audio bundle with an INT8 ONNX model
 """
 
@@ -29,11 +29,21 @@ TARGET_MS = 10.0
 CHROMIUM = "/usr/bin/chromium"
 
 
-def _standin(root: Path) -> Path:
-    from benchmarks._standins import AUDIO_SPEC, audio_standin
+def _exported(root: Path, which: str) -> Path:
+    """An ONNX FP32 + INT8 bundle of an untrained network the size of a real student."""
     from hai_edge.export.bundle_builder import BuildOptions, build_bundle
 
-    b = build_bundle(audio_standin(), AUDIO_SPEC, root / "standin-audio", name="standin-audio",
+    if which == "audio-s":  # the cough-demo student's architecture (random init)
+        from hai_edge.export.students import get_preset
+        from hai_edge.export.students._nets import EmbeddingModel
+
+        preset = get_preset("audio-s")
+        model, spec = EmbeddingModel(preset.build(seed=0), None), preset.frontend
+    else:
+        from benchmarks._standins import AUDIO_SPEC, audio_standin
+
+        model, spec = audio_standin(), AUDIO_SPEC
+    b = build_bundle(model, spec, root / which, name=f"{which}-random",
                      options=BuildOptions(formats=("onnx",), allow_degraded=True))
     return b.root
 
@@ -97,8 +107,9 @@ def _native_ms(bundle: Path, model_id: str, runs: int) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bundle", help="audio bundle (default: --model)")
-    ap.add_argument("--model", choices=("fixture", "standin"), default="fixture",
-                    help="without --bundle: the test fixture (conv, 32-d) or the stand-in student")
+    ap.add_argument("--model", choices=("fixture", "audio-s", "standin"), default="fixture",
+                    help="without --bundle: the test fixture (3 convs, 32-d), the audio-s student "
+                         "architecture or the benchmarks' stand-in, untrained (needs torch)")
     ap.add_argument("--runs", type=int, default=300, help="timed runs per configuration")
     ap.add_argument("--precision", choices=("int8", "fp32", "both"), default="both",
                     help="which ONNX model(s) of the bundle to time (default both)")
@@ -111,8 +122,8 @@ def main() -> int:
         root = Path(tmp)
         if args.bundle:
             bundle = Path(args.bundle)
-        elif args.model == "standin":
-            bundle = _standin(root)
+        elif args.model in ("audio-s", "standin"):
+            bundle = _exported(root, args.model)
         else:
             from tests._pwa_bundles import make_pwa_bundle
 

@@ -4,7 +4,7 @@
 //
 // Query parameters (for benchmarks and diagnostics only): threads=N (needs cross-origin
 // isolation for N > 1), bench=N (time N runs of the model on the golden inputs after the
-// self-test).
+// self-test), qdq=float (see js/engine.js).
 
 import { loadBundle } from './js/bundle.js';
 import { analyze } from './js/cough.js';

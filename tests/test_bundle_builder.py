@@ -199,11 +199,15 @@ def _fake_distill(monkeypatch: pytest.MonkeyPatch, run_dir: Path) -> None:
             model=model, spec=TINY_SPEC, meta={"name": "run-demo", "data_hash": "abc123"},
             teacher_info=TeacherInfo(id="google/hear", modality="audio", embedding_dim=32,
                                      licence="HAI-DEF terms of use"),
-            train_items=items[:9], heldout_items=held,
-            heldout_targets=t + 0.05 * np.random.default_rng(0).standard_normal(t.shape))
+            train_items=items[:9], heldout_items=held), student_inputs(TINY_SPEC, held), t
+
+    def heldout_with_targets(path):  # noqa: ANN001, ANN202
+        _, x, t = load_run(path)
+        return x, t + 0.05 * np.random.default_rng(0).standard_normal(t.shape)
 
     fake = types.ModuleType("hai_edge.export.distill")
-    fake.load_run, fake.student_inputs = load_run, student_inputs
+    fake.load_run = lambda path: load_run(path)[0]
+    fake.student_inputs, fake.heldout_with_targets = student_inputs, heldout_with_targets
     monkeypatch.setitem(sys.modules, "hai_edge.export.distill", fake)
     (run_dir / "run.json").write_text(json.dumps({"name": "run-demo"}))
 

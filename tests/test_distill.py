@@ -275,6 +275,12 @@ def test_split_is_grouped_and_load_run_gives_the_exported_model(audio_run: Path)
     fid = json.loads((audio_run / "fidelity.json").read_text())
     assert len(rows) == len(emb)  # every window is loud enough: same windows as the teacher
     assert float(cos.mean()) == pytest.approx(fid["rows"]["cosine_mean"], abs=2e-3)
+    # what the export gates on: the same held-out rows, aligned with the teacher's embeddings
+    from hai_edge.export.distill import heldout_with_targets
+
+    hx, ht = heldout_with_targets(audio_run)
+    np.testing.assert_allclose(hx, x, rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(ht, t)
 
 
 def _decode(path: Path):

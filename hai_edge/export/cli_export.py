@@ -93,8 +93,20 @@ def _load_run(path: Path, say: Any = _say) -> _Source:
     run = load_run(path)
     say(f"computing calibration inputs from {len(run.train_items)} training item(s)")
     cal = _evenly(student_inputs(run.spec, run.train_items), _MAX_CALIB_ROWS)
-    say(f"computing held-out inputs from {len(run.heldout_items)} held-out item(s)")
-    held = _evenly(student_inputs(run.spec, run.heldout_items), _MAX_HELDOUT_ROWS)
+    from .distill import heldout_with_targets
+
+    said = heldout_with_targets(path)
+    targets = None
+    if said is not None:  # the rows the run's report scored, with the teacher's embeddings
+        held_all, targets_all = said
+        say(f"held-out inputs: {len(held_all)} clean rows of {len(run.heldout_items)} held-out "
+            "item(s), with their teacher embeddings")
+        held, targets = _evenly(held_all, _MAX_HELDOUT_ROWS), _evenly(targets_all,
+                                                                      _MAX_HELDOUT_ROWS)
+    else:
+        say(f"computing held-out inputs from {len(run.heldout_items)} held-out item(s) (the "
+            "run's embedding store is gone: no INT8-vs-teacher figures)")
+        held = _evenly(student_inputs(run.spec, run.heldout_items), _MAX_HELDOUT_ROWS)
     meta = dict(run.meta or {})
     prov = {k: meta[k] for k in ("data_hash", "student", "command") if k in meta}
     corpus = (meta.get("data") or {}).get("corpus_hash") if isinstance(meta.get("data"), dict) else None
@@ -103,7 +115,7 @@ def _load_run(path: Path, say: Any = _say) -> _Source:
     prov["run_dir"] = str(path)
     return _Source(model=run.model, spec=run.spec, name=str(meta.get("name") or path.name),
                    teacher=run.teacher_info, calibration=cal, heldout=held,
-                   teacher_targets=getattr(run, "heldout_targets", None),
+                   teacher_targets=targets,
                    heads=tuple(getattr(run, "heads", None) or ()), provenance=prov,
                    heldout_paths=frozenset(str(Path(i.path).resolve()) for i in run.heldout_items))
 

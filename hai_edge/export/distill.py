@@ -554,6 +554,31 @@ def _split_items(split: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str,
     return {it.item_id: it for it in items}
 
 
+def heldout_with_targets(run_dir: str | os.PathLike[str]
+                         ) -> tuple[np.ndarray, np.ndarray] | None:
+    """The run's held-out model inputs (clean view of every held-out window/photo, as the
+    report scored them) and the teacher's embeddings of the same rows, aligned; None when the
+    run's embedding store is no longer where run.json says. The inputs come from the run's
+    feature cache (recomputed, identically, if it was deleted)."""
+    root = Path(run_dir)
+    meta = json.loads((root / "run.json").read_text())
+    store_dir = Path((meta.get("targets") or {}).get("store", ""))
+    if not (store_dir / "store.json").is_file():
+        return None
+    split = json.loads((root / "split.json").read_text())
+    by_id = _split_items(split, meta["data"])
+    rows = EmbeddingStore(store_dir).load()
+    held_ids = set(split["heldout"])
+    mask = np.array([str(i) in held_ids for i in rows["item_id"]]) & (rows["view"] == 0)
+    held_rows = select_rows(rows, mask)
+    if len(held_rows["sample_id"]) == 0:
+        return None
+    spec = spec_from_dict(meta["preprocessing"])
+    cache = build_feature_cache(spec, held_rows, by_id, root / "cache", "heldout",
+                                dtype="float32")
+    return np.asarray(cache.x, dtype=np.float32), np.asarray(held_rows["vector"], np.float32)
+
+
 def load_run(run_dir: str | os.PathLike[str]) -> RunArtifacts:
     """The trained student of a finished (or paused) run, ready for export."""
     import torch

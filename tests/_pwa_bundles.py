@@ -19,7 +19,8 @@ from hai_edge.bundle import (Bundle, Manifest, Modality, ModelEntry, ModelFormat
 from hai_edge.runtime.frontends import AudioFrontendSpec
 from hai_edge.runtime.heads import Calibration, CalibrationKind, Head
 
-__all__ = ["SPEC", "cough_wav", "make_pwa_bundle", "with_golden_offset", "write_wav"]
+__all__ = ["SPEC", "cached_bundle", "cough_wav", "make_pwa_bundle", "with_golden_offset",
+           "write_wav"]
 
 SPEC = AudioFrontendSpec(clip_normalization="peak", feature_mean=-6.0, feature_std=4.0)
 DIM = 32
@@ -159,6 +160,17 @@ def make_pwa_bundle(dest: Path, *, detector: str = "energy", detector_threshold:
         provenance={"teacher": {"id": "none", "licence": "none"}, "student": {"arch": "conv3"}},
         notices=(NOTICE,), golden=golden_meta)
     write_bundle(dest, manifest, files)
+    return dest
+
+
+def cached_bundle(tmp_path_factory: Any, detector: str, detector_threshold: float = 0.5) -> Path:
+    """``make_pwa_bundle`` once per test session and arguments (the PWA test modules share them;
+    treat the result as read-only)."""
+    root = Path(tmp_path_factory.getbasetemp()) / "pwa-bundles"
+    dest = root / f"{detector}-{detector_threshold:.6f}"
+    if not dest.is_dir():
+        root.mkdir(parents=True, exist_ok=True)
+        make_pwa_bundle(dest, detector=detector, detector_threshold=detector_threshold, work=root)
     return dest
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from hai_edge.cli import main
 
-from ._pwa_bundles import cough_wav, make_pwa_bundle, with_golden_offset, write_wav
+from ._pwa_bundles import cached_bundle, cough_wav, with_golden_offset, write_wav
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed")
@@ -50,16 +50,15 @@ class _Server:
 @pytest.fixture(scope="module")
 def fx(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("pwa")
-    energy = make_pwa_bundle(root / "b-energy", detector="energy", work=root)
-    head0 = make_pwa_bundle(root / "b-head0", detector="energy_head", work=root)
+    energy = cached_bundle(tmp_path_factory, "energy")
+    head0 = cached_bundle(tmp_path_factory, "energy_head")
     pcm = cough_wav(SR_WAV)
     wav = write_wav(root / "coughs.wav", pcm, SR_WAV)
     # detector threshold in the widest gap of the candidates' p(cough): some kept, some not
     p = sorted(_candidate_probabilities(head0, pcm.astype(np.float32) / 32768.0))
     gaps = [(b - a, (a + b) / 2) for a, b in zip(p, p[1:])]
     threshold = round(max(gaps)[1], 6) if gaps else 0.5
-    head = make_pwa_bundle(root / "b-head", detector="energy_head", detector_threshold=threshold,
-                           work=root)
+    head = cached_bundle(tmp_path_factory, "energy_head", threshold)
     bad = with_golden_offset(energy, root / "b-bad")
     return {"root": root, "energy": energy, "head": head, "bad": bad, "wav": wav}
 

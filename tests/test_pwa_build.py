@@ -20,13 +20,12 @@ from hai_edge.cli import main
 from hai_edge.errors import HaiEdgeError
 
 from ._onnx_models import make_onnx_bundle
-from ._pwa_bundles import make_pwa_bundle
+from ._pwa_bundles import cached_bundle
 
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("pwab")
-    return make_pwa_bundle(root / "b", detector="energy_head", work=root)
+    return cached_bundle(tmp_path_factory, "energy_head")
 
 
 @pytest.fixture(scope="module")

@@ -201,11 +201,9 @@ def test_energy_head_verification_windows_match_python(run_js) -> None:
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory) -> dict[str, Path]:
     pytest.importorskip("onnx")
-    from ._pwa_bundles import make_pwa_bundle
+    from ._pwa_bundles import cached_bundle
 
-    root = tmp_path_factory.mktemp("dspb")
-    return {k: make_pwa_bundle(root / k, detector=k, detector_threshold=0.5, work=root)
-            for k in ("energy", "energy_head")}
+    return {k: cached_bundle(tmp_path_factory, k) for k in ("energy", "energy_head")}
 
 
 @pytest.mark.parametrize("kind,audio", [("energy", "coughs"), ("energy_head", "coughs"),

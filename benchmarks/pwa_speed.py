@@ -8,7 +8,10 @@ self-test and 10 warm-up runs (``?bench=N``). Side by side in one run:
 * not isolated, threads=1: ``performance.now()`` is coarsened to 100 us there, so medians are
   multiples of 0.1 ms; the mean over the whole timed loop (wall / N) is not affected.
 
-It also prints the JS front end's time per window (log-mel/PCEN of one window) and the target.
+It also prints the JS front end's time per window (log-mel/PCEN of one window), the same model
+on native onnxruntime for the browser/native ratio, and, for INT8 models, both QDQ execution
+modes forced (``fused``: ORT's int8 kernels; ``float``: INT8 numerics on float kernels; the app
+picks ``float`` when it reproduces the golden outputs, see docs/pwa.md).
 
     python benchmarks/pwa_speed.py                      # the test fixture bundle (needs onnx)
     python benchmarks/pwa_speed.py --model audio-s      # the cough-demo student's size (torch)
@@ -48,7 +51,7 @@ def _exported(root: Path, which: str) -> Path:
     return b.root
 
 
-def _measure(app: Path, isolation: bool, threads: int, runs: int) -> dict:
+def _measure(app: Path, isolation: bool, threads: int, runs: int, qdq: str = "") -> dict:
     from playwright.sync_api import sync_playwright
 
     from hai_edge.apps.cough_pwa import make_server
@@ -61,7 +64,7 @@ def _measure(app: Path, isolation: bool, threads: int, runs: int) -> dict:
             try:
                 page = browser.new_page()
                 page.goto(f"http://127.0.0.1:{httpd.server_address[1]}/?threads={threads}"
-                          f"&bench={runs}")
+                          f"&bench={runs}" + (f"&qdq={qdq}" if qdq else ""))
                 page.wait_for_function("['ready','refused','error'].includes(window.__pwa.phase)",
                                        timeout=300_000)
                 phase = page.evaluate("window.__pwa.phase")
@@ -129,23 +132,28 @@ def main() -> int:
 
             bundle = make_pwa_bundle(root / "fixture", detector="energy")
         precisions = ("int8", "fp32") if args.precision == "both" else (args.precision,)
-        print(f"{'model':<12} {'configuration':<28} {'threads':>7} {'median':>8} {'p90':>8} "
-              f"{'mean':>8} {'features':>9}  target {TARGET_MS:g} ms; {args.runs} runs, mean = "
-              "wall / runs")
+        print(f"{'model':<12} {'configuration':<28} {'threads':>7} {'qdq':>5} {'median':>8} "
+              f"{'p90':>8} {'mean':>8} {'features':>9}  target {TARGET_MS:g} ms; {args.runs} runs, "
+              "mean = wall / runs")
         for precision in precisions:
             rep = build_app(root / f"app-{precision}", bundle, precision=precision)
             model_bytes = sum(v for k, v in rep.files.items() if k.endswith(".onnx"))
             print(f"# bundle {rep.bundle}, {rep.model_id}: model {model_bytes} bytes, cached app "
                   f"+ model {rep.total_bytes} bytes")
             native = _native_ms(bundle, rep.model_id, args.runs)
-            print(f"{rep.model_id:<12} {'native onnxruntime (Python)':<28} {1:>7} {native:>7.3f}  "
+            print(f"{rep.model_id:<12} {'native onnxruntime (Python)':<28} {1:>7} {'':>5} "
+                  f"{native:>7.3f}  "
                   f"{'':>7}  {'':>7}  {'':>8}  (reference for the browser/native ratio)")
-            rows = [("cross-origin isolated", True, 1), ("cross-origin isolated", True, 2),
-                    ("not isolated (timer 100 us)", False, 1)]
-            for label, iso, threads in rows:
-                r = _measure(rep.directory, iso, threads, args.runs)
+            rows = [("cross-origin isolated", True, 1, ""), ("cross-origin isolated", True, 2, ""),
+                    ("not isolated (timer 100 us)", False, 1, "")]
+            if precision == "int8":  # the app's choice (auto) and both QDQ modes forced
+                rows += [("isolated, QDQ forced", True, 1, "fused"),
+                         ("isolated, QDQ forced", True, 1, "float")]
+            for label, iso, threads, qdq in rows:
+                r = _measure(rep.directory, iso, threads, args.runs, qdq)
                 ok = "ok" if r["mean_ms"] <= TARGET_MS else "OVER"
-                print(f"{rep.model_id:<12} {label:<28} {r['threads']:>7} {r['median_ms']:>7.3f}  "
+                print(f"{rep.model_id:<12} {label:<28} {r['threads']:>7} {r['qdq']:>5} "
+                      f"{r['median_ms']:>7.3f}  "
                       f"{r['p90_ms']:>7.3f}  {r['mean_ms']:>7.3f}  {r['features_ms']:>8.2f}  {ok} "
                       f"({r['mean_ms'] / TARGET_MS:.2f} x target, "
                       f"{r['median_ms'] / native:.1f} x native)",

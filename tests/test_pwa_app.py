@@ -229,6 +229,7 @@ def test_offline_reload_then_recording_matches_hai_edge_cough(fx, pw, tmp_path, 
             .filter(r => r.height < 48 || r.width < 48).length""")
         assert small == 0
         assert "not for clinical use" in page.inner_text("#notices")
+        qdq = page.evaluate("window.__pwa.qdq")
         rec = _record(page)
         assert "not for clinical use" in " ".join(rec["result"]["notices"])
         assert rec["result"]["capture"]["processing"] == {  # as reported by the track
@@ -258,7 +259,7 @@ def test_offline_reload_then_recording_matches_hai_edge_cough(fx, pw, tmp_path, 
     assert main(["cough", str(fx["wav"]), "--bundle", str(fx["energy"]), "--json"]) == 0
     on_file = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     file_delta = abs(on_file["scores"]["covid"]["mean"] - rec["scores"]["covid"]["mean"])
-    print(f"\nPWA energy: WAV lags {sorted(set(lags))} samples, payload {payload} bytes, "
+    print(f"\nPWA energy (QDQ {qdq}): WAV lags {sorted(set(lags))} samples, payload {payload} bytes, "
           f"{len(cosines)} windows, min cosine {min(cosines):.6f}, score delta {delta:.2e} "
           f"(vs hai-edge cough on the WAV file itself: {file_delta:.2e})")
 

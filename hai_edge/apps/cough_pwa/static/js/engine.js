@@ -12,22 +12,29 @@ export function chooseThreads(want) {
   return Math.min(4, Math.max(1, Math.floor((navigator.hardwareConcurrency || 2) / 2)));
 }
 
-export async function openEngine(modelBytes, entry, inputShape, threads) {
+/**
+ * QDQ execution mode. 'float': ORT's QDQ -> int8-kernel fusion off, so INT8 weights are
+ * dequantized once at load and activations keep their quantize/dequantize steps (INT8 numerics,
+ * float kernels); ORT-web's WASM int8 QLinearConv was 2x slower than that for the cough student
+ * here. 'fused': ORT's own int8 kernels. The app tries 'float' first and keeps it only if the
+ * golden vectors match to FP32-parity precision (see app.js); ?qdq= forces one.
+ */
+export const QDQ_MODES = ['float', 'fused'];
+
+export async function openEngine(modelBytes, entry, inputShape, threads, qdq = 'fused') {
   const base = new URL(ORT_DIR, location.href).href;
   const ort = await import(base + 'ort.wasm.min.mjs');
   ort.env.wasm.wasmPaths = base;
   ort.env.wasm.numThreads = threads;
   ort.env.logLevel = 'error';
   const options = { executionProviders: ['wasm'], graphOptimizationLevel: 'all' };
-  // ?qdq=float (diagnostics): no QDQ -> int8-kernel fusion. Measured here it was 1.7x faster
-  // for audio-s but 2x slower for plain convs and cost accuracy on ReLU6 nets, so the default is
-  // ORT's own fused INT8 path; the golden self-test checks whichever runs.
-  if (new URLSearchParams(location.search).get('qdq') === 'float') options.extra = { session: { disable_quant_qdq: '1' } };
+  if (qdq === 'float') options.extra = { session: { disable_quant_qdq: '1' } };
   const session = await ort.InferenceSession.create(new Uint8Array(modelBytes), options);
   const inName = entry.inputs[0].name, outName = entry.outputs[0].name;
   if (!session.inputNames.includes(inName)) throw new Error(`model has no input ${inName}`);
   const timesMs = [];
   return {
+    qdq,
     threads: ort.env.wasm.numThreads,
     version: ort.env.versions ? ort.env.versions.web : '',
     timesMs,

@@ -4,7 +4,7 @@
 //
 // Query parameters (for benchmarks and diagnostics only): threads=N (needs cross-origin
 // isolation for N > 1), bench=N (time N runs of the model on the golden inputs after the
-// self-test), qdq=float|fused (force a QDQ mode, see js/engine.js).
+// self-test), qdq=float (INT8 numerics on float kernels: faster, not bit-exact; js/engine.js).
 
 import { loadBundle } from './js/bundle.js';
 import { analyze } from './js/cough.js';
@@ -16,8 +16,6 @@ import { StreamResampler, resample } from './js/resample.js';
 import { addResult, clearResults, deleteResult, listResults } from './js/store.js';
 
 const $ = (id) => document.getElementById(id);
-// float-kernel QDQ is kept only when the golden outputs match it to FP32-parity precision
-const FLOAT_QDQ_MIN_COSINE = 0.9999;
 const q = new URLSearchParams(location.search);
 const pwa = (window.__pwa = { phase: 'loading', error: null, selftest: null, result: null, raw: null, capture: null });
 let ctx = null;          // {bundle, engine}
@@ -78,17 +76,10 @@ async function start() {
   showNotices(bundle.notices);
   setStatus('Loading the model…');
   const threads = chooseThreads(parseInt(q.get('threads') || '0', 10));
-  const forced = QDQ_MODES.includes(q.get('qdq')) ? q.get('qdq') : null;
-  const isInt8 = bundle.entry.precision === 'int8';
-  let engine = await openEngine(bundle.model, bundle.entry, bundle.spec.input_shape, threads,
-    forced || (isInt8 ? 'float' : 'fused'));
+  const qdq = QDQ_MODES.includes(q.get('qdq')) ? q.get('qdq') : 'fused';
+  const engine = await openEngine(bundle.model, bundle.entry, bundle.spec.input_shape, threads, qdq);
   setStatus('Checking this phone against the golden vectors…');
-  let st = await runGolden(bundle.golden, bundle, (xs) => engine.embed(xs));
-  if (!forced && engine.qdq === 'float' && !(st.passed && st.model.min_cosine >= FLOAT_QDQ_MIN_COSINE)) {
-    await engine.close();      // not indistinguishable from the reference: ORT's int8 kernels
-    engine = await openEngine(bundle.model, bundle.entry, bundle.spec.input_shape, threads, 'fused');
-    st = await runGolden(bundle.golden, bundle, (xs) => engine.embed(xs));
-  }
+  const st = await runGolden(bundle.golden, bundle, (xs) => engine.embed(xs));
   ctx = { bundle, engine };
   pwa.qdq = engine.qdq;
   pwa.threads = engine.threads;

@@ -49,6 +49,12 @@ _EPS = 1e-12
 _MIN_DB = -120.0
 _FRAMES_PER_BATCH = 512
 _MAX_RISE_DB = 20.0  # per band, so one loud band (a tone) cannot pass the flux gate alone
+# Digital silence (a muted or just-opened stream, a gap of zeros in a file) says nothing about the
+# room's noise floor, so it never lowers it: frames with band power at or below _SILENCE_DB (below
+# what 16-bit audio can represent) or with at least a quarter of their samples exactly zero (which
+# also catches the frames straddling the edge of the silence) are not fed to the floor tracker.
+_SILENCE_DB = -110.0
+_SILENT_ZERO_FRACTION = 0.25
 
 
 @dataclasses.dataclass(frozen=True)
@@ -263,8 +269,10 @@ class _EnergyStream:
         frames = np.lib.stride_tricks.sliding_window_view(self.buf, self.win)[:: self.hop]
         out: list[Event] = []
         for i in range(0, n, _FRAMES_PER_BATCH):  # bounded memory on long recordings
-            for lv in self._levels(frames[i : min(n, i + _FRAMES_PER_BATCH)]):
-                out.extend(self._step(lv))
+            batch = frames[i : min(n, i + _FRAMES_PER_BATCH)]
+            zeros = np.count_nonzero(batch == 0, axis=1) >= _SILENT_ZERO_FRACTION * self.win
+            for lv, z in zip(self._levels(batch), zeros):
+                out.extend(self._step(lv, bool(z)))
         self.buf = self.buf[n * self.hop :].copy()
         return out
 
@@ -275,8 +283,10 @@ class _EnergyStream:
         out: list[Event] = []
         if self.buf.size > self.win - self.hop:
             pad = np.zeros(self.win, dtype=np.float32)
-            pad[: min(self.win, self.buf.size)] = self.buf[: self.win]
-            out.extend(self._step(self._levels(pad[None])[0]))
+            real = self.buf[: self.win]
+            pad[: real.size] = real
+            zeros = np.count_nonzero(real == 0) >= _SILENT_ZERO_FRACTION * real.size
+            out.extend(self._step(self._levels(pad[None])[0], bool(zeros)))
         self.flushed = True
         if self.state is _State.ACTIVE and self.ev is not None:
             self._close_active()
@@ -298,11 +308,11 @@ class _EnergyStream:
         off = max(floor_total + cfg.off_db, cfg.abs_min_db - (cfg.on_db - cfg.off_db))
         return on, off
 
-    def _step(self, lv: np.ndarray) -> list[Event]:
+    def _step(self, lv: np.ndarray, zeros: bool = False) -> list[Event]:
         cfg, f = self.cfg, self.frame
         self.frame += 1
         out: list[Event] = []
-        if self.state is not _State.ACTIVE:
+        if self.state is not _State.ACTIVE and lv[0] > _SILENCE_DB and not zeros:
             self.floors.feed(f, lv)
         else:
             self.floors.age(f)

@@ -8,6 +8,17 @@ import { fft, pyRound } from './util.js';
 const EPS = 1e-12;
 const MIN_DB = -120.0;
 const MAX_RISE_DB = 20.0;
+// Digital silence (a muted or just-opened stream, a gap of zeros) says nothing about the room's
+// noise floor: frames at or below SILENCE_DB, or with >= a quarter of their samples exactly zero,
+// are not fed to the floor tracker.
+const SILENCE_DB = -110.0;
+const SILENT_ZERO_FRACTION = 0.25;
+
+function countZeros(x) {
+  let n = 0;
+  for (let i = 0; i < x.length; i++) if (x[i] === 0) n++;
+  return n;
+}
 
 export const ENERGY_DEFAULTS = Object.freeze({
   frame_s: 0.025, hop_s: 0.010, fmin: 150.0, fmax: 6000.0, n_bands: 16, floor_window_s: 2.5,
@@ -158,7 +169,8 @@ export class EnergyStream {
     const n = this.buf.length < this.win ? 0 : Math.floor((this.buf.length - this.win) / this.hop) + 1;
     const out = [];
     for (let i = 0; i < n; i++) {
-      out.push(...this._step(this._levels(this.buf.subarray(i * this.hop, i * this.hop + this.win))));
+      const frame = this.buf.subarray(i * this.hop, i * this.hop + this.win);
+      out.push(...this._step(this._levels(frame), countZeros(frame) >= SILENT_ZERO_FRACTION * this.win));
     }
     if (n) this.buf = this.buf.slice(n * this.hop);
     return out;
@@ -169,8 +181,9 @@ export class EnergyStream {
     const out = [];
     if (this.buf.length > this.win - this.hop) {
       const pad = new Float32Array(this.win);
-      pad.set(this.buf.subarray(0, Math.min(this.win, this.buf.length)));
-      out.push(...this._step(this._levels(pad)));
+      const real = this.buf.subarray(0, Math.min(this.win, this.buf.length));
+      pad.set(real);
+      out.push(...this._step(this._levels(pad), countZeros(real) >= SILENT_ZERO_FRACTION * real.length));
     }
     this.flushed = true;
     if (this.state === 'active' && this.ev !== null) this._closeActive();
@@ -190,11 +203,12 @@ export class EnergyStream {
       Math.max(floorTotal + c.off_db, c.abs_min_db - (c.on_db - c.off_db))];
   }
 
-  _step(lv) {
+  _step(lv, zeros = false) {
     const cfg = this.cfg, f = this.frame;
     this.frame += 1;
     const out = [];
-    if (this.state !== 'active') this.floors.feed(f, lv); else this.floors.age(f);
+    if (this.state !== 'active' && lv[0] > SILENCE_DB && !zeros) this.floors.feed(f, lv);
+    else this.floors.age(f);
     const level = lv[0];
     if (this.state === 'sustained') {
       const [, off] = this._thresholds(this.floors.floor[0]);

@@ -78,6 +78,10 @@ def test_build_errors_are_one_line(bundle, tmp_path, capsys) -> None:
     if "cough-demo" not in builtin_bundles():
         assert main(["pwa", "build", "-o", str(tmp_path / "o")]) == 2
         assert "built-in cough-demo bundle is not installed" in capsys.readouterr().err
+    else:  # the default bundle
+        assert main(["pwa", "build", "-o", str(tmp_path / "o")]) == 0
+        info = json.loads((tmp_path / "o" / "app.json").read_text())
+        assert info["bundle"] == "cough-demo" and info["model_id"] == "onnx-int8"
 
 
 def test_vendored_ort_is_checked_and_npm_runs_only_when_stale(tmp_path, monkeypatch) -> None:

@@ -245,6 +245,11 @@ def test_offline_recording_matches_hai_edge_cough(fx, pw, tmp_path, capsys) -> N
         assert page.get_attribute("#results", "aria-live") == "polite"
         history = page.evaluate("import('./js/store.js').then(m => m.listResults())")
         assert len(history) == 1 and history[0]["scores"] == rec["result"]["scores"]
+        with page.expect_download() as dl:  # export: the result as a JSON file
+            page.click("#export")
+        saved = json.loads(Path(dl.value.path()).read_text())
+        assert saved["scores"] == rec["result"]["scores"]
+        assert saved["events"] == rec["result"]["events"]
         assert not errors
         ctx.close()
     finally:

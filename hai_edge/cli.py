@@ -264,6 +264,7 @@ _COMMAND_MODULES = (
     ".export.cli_demo",  # hai-edge demo
     ".export.cli_report",  # hai-edge report
     ".apps.kiosk.cli",  # hai-edge kiosk / kiosk adduser
+    ".apps.cough_pwa.cli",  # hai-edge pwa build / serve
 )
 
 

@@ -42,7 +42,11 @@ def test_build_copies_only_what_the_app_uses(app, bundle) -> None:
     bundled = {f for f in files if f.startswith("bundle/")}
     assert bundled == {"bundle/manifest.json", "bundle/model_int8.onnx", "bundle/golden.json",
                        "bundle/heads/covid.json", "bundle/heads/cough-detector.json"}
-    assert (app / "bundle/manifest.json").read_bytes() == (bundle / "manifest.json").read_bytes()
+    shipped = (app / "bundle/manifest.json").read_bytes()
+    assert json.loads(shipped) == json.loads((bundle / "manifest.json").read_bytes())
+    assert b"\n" not in shipped  # the same JSON without indentation (the phone's byte budget)
+    for name in bundled - {"bundle/manifest.json"}:  # hashed files travel byte for byte
+        assert (app / name).read_bytes() == (bundle / name.removeprefix("bundle/")).read_bytes()
     info = json.loads((app / "app.json").read_text())
     assert info["model_id"] == "onnx-int8" and info["onnxruntime_web"] == ort_version() == "1.30.0"
     # the service worker precaches exactly the built files, under a content-hash cache name

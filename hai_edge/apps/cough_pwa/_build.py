@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 from ...bundle import Bundle, ModelFormat, Precision, resolve_bundle
+from ..._io import replace_dir
 from ...errors import BundleError, HaiEdgeError
 
 __all__ = ["APP_DIR", "DEFAULT_BUNDLE", "ORT_FILES", "BuildReport", "build_app", "ensure_ort",
@@ -220,14 +221,7 @@ def build_app(out: str | os.PathLike[str], bundle: str | os.PathLike[str] | None
             "__HAI_PRECACHE__", json.dumps(precache, indent=0).replace("\n", ""))
         (tmp / "sw.js").write_text(sw, encoding="utf-8")
         files = {r: (tmp / r).stat().st_size for r in [*rels, "sw.js"]}
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            old.rmdir()
-            os.rename(out, old)
-            os.rename(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, out)
+        replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -30,6 +30,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..._io import atomic_write
 from ...errors import HaiEdgeError
 
 __all__ = ["Capture", "Encounter", "MediaStore", "Store", "StoreError", "User"]
@@ -153,14 +154,6 @@ def _iso(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class MediaStore:
     """Content-addressed files: ``root/ab/<sha256>``; written atomically, never overwritten."""
 
@@ -179,19 +172,8 @@ class MediaStore:
         dest = self.path(digest)
         if dest.is_file() and dest.stat().st_size == len(data):
             return digest
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.parent / f".{digest}.{secrets.token_hex(4)}.tmp"
-        try:
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, dest)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        _fsync_dir(dest.parent)
+        with atomic_write(dest, sync_dir=True) as fh:  # acknowledged only once durable
+            fh.write(data)
         return digest
 
     def read(self, sha256: str) -> bytes:

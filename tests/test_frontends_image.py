@@ -166,6 +166,21 @@ def test_exif_orientation_hand_built(orientation: int) -> None:
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_keeps_channels_for_every_layout(orientation: int) -> None:
+    """Pixels are moved whole (a void view) for contiguous [H, W, C]: same result as moving
+    each channel plane, for uint8/uint16/float32, 2-4 channels and non-contiguous input."""
+    rng = np.random.default_rng(orientation)
+    base = rng.integers(0, 60000, (6, 9, 4))
+    for a in (base.astype(np.uint8), base.astype(np.uint16), base[:, :, :2].astype(np.float32),
+              base.astype(np.uint8)[::2, 1:, :3], base[:, :, :1].astype(np.uint16)):
+        out = apply_exif_orientation(a, orientation)
+        assert out.dtype == a.dtype and out.flags.c_contiguous
+        for ch in range(a.shape[2]):
+            np.testing.assert_array_equal(out[:, :, ch],
+                                          apply_exif_orientation(a[:, :, ch], orientation))
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
 def test_exif_orientation_matches_pillow(orientation: int) -> None:
     image = pytest.importorskip("PIL.Image")
     image_ops = pytest.importorskip("PIL.ImageOps")

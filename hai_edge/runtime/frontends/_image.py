@@ -34,6 +34,15 @@ def apply_exif_orientation(pixels: np.ndarray, orientation: int) -> np.ndarray:
     a = np.asarray(pixels)
     if a.ndim < 2:
         raise ValueError(f"image must be [H, W] or [H, W, C], got shape {a.shape}")
+    if orientation not in (2, 3, 4, 5, 6, 7, 8):
+        return np.ascontiguousarray(a)
+    if a.ndim == 3 and a.shape[2] > 1 and a.size and a.flags.c_contiguous:
+        # move each pixel's channels as one opaque item: numpy's strided copy of 3-byte
+        # channel runs is ~10x slower (10 ms for a 1000 x 750 photo rotated by 90 degrees)
+        c = a.shape[2]
+        items = a.view(np.dtype((np.void, c * a.itemsize))).reshape(a.shape[:2])
+        out = apply_exif_orientation(items, orientation)
+        return out.view(a.dtype).reshape(out.shape[0], out.shape[1], c)
     if orientation == 2:
         a = a[:, ::-1]
     elif orientation == 3:

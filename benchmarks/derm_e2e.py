@@ -9,12 +9,17 @@ per-stage medians and the 60 ms target (issue 7).
     taskset -c 0 python benchmarks/derm_e2e.py --bundle B      # any image bundle
     python benchmarks/derm_e2e.py --photo my_12mp.jpg          # your own photo
     python benchmarks/derm_e2e.py --fidelity [--fidelity-reference --cache DIR]
+    python benchmarks/derm_e2e.py --fidelity --jpeg-full-decode   # the alternative JPEG path
 
 ``--fidelity`` adds issue 7's cosines at 640 x 480, 1600 x 1200 and 12 MP: an EXIF-rotated JPEG
 vs the upright one, and VL Photographic DICOMs (uncompressed, JPEG baseline) built from the
 photo's fully decoded pixels vs the photo; ``--fidelity-reference`` repeats them on an FP32
 export of the trained reference image teacher (export extra), a trained network to compare.
 On a busy machine also set ``OPENBLAS_NUM_THREADS=1`` and read the CPU column.
+
+``--jpeg-full-decode`` measures the alternative reduction for JPEG: decode in full, then
+box-average by the same factor (what DICOM/PNG frames get) instead of libjpeg's reduced DCT
+scale, to weigh speed against DICOM-vs-photo consistency.
 
 ``taskset -c 0`` pins the whole process (numpy included) to one core; without it only the engine
 is limited to one thread while numpy's own work may still spread. The 12 MP photo (4000 x 3000,
@@ -152,9 +157,15 @@ def main() -> int:
                     "cosines of issue 7 on the same photo")
     ap.add_argument("--fidelity-reference", action="store_true", help="with --fidelity: also "
                     "on an FP32 export of the trained reference image teacher (export extra)")
+    ap.add_argument("--jpeg-full-decode", action="store_true", help="decode JPEGs in full and "
+                    "box-average them instead of decoding at reduced DCT scale")
     args = ap.parse_args()
 
     from hai_edge.bundle import Bundle, builtin_bundles
+    from hai_edge.runtime.decoders import _image as decoders_image
+
+    if args.jpeg_full_decode:  # no draft: the decoder then box-reduces the full decode
+        decoders_image._draft = lambda *a, **k: None
     from hai_edge.runtime.backends import BACKENDS
 
     tmp = Path(tempfile.mkdtemp(prefix="hai-edge-derm-e2e-"))
@@ -171,7 +182,8 @@ def main() -> int:
     affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     print(f"bundle {m.name} ({bundle.root}), {spec.height}x{spec.width} input, "
           f"{m.embedding_dim}-d, {len(m.heads)} head(s); engine threads 1; "
-          f"CPUs allowed {affinity}; load average {os.getloadavg()[0]:.2f}; runs {args.runs}")
+          f"CPUs allowed {affinity}; load average {os.getloadavg()[0]:.2f}; runs {args.runs}; "
+          f"JPEG {'full decode + box average' if args.jpeg_full_decode else 'reduced DCT scale'}")
     print(f"{'engine':<12} {'model':<14} " + " ".join(f"{k:>10}" for k in STAGES)
           + f" {'wall p50':>9} {'wall p90':>9} {'CPU p50':>9}  vs {TARGET_MS:.0f} ms")
     for name, info in BACKENDS.items():

@@ -273,7 +273,14 @@ def test_dicom_vl_photographic_gives_the_photo_embedding(pipe, tmp_path) -> None
     (p,) = pipe.analyze_file(photo)
     (raw,) = pipe.analyze_file(_dicom(tmp_path / "raw.dcm", decoded))
     (jpg,) = pipe.analyze_file(_dicom_jpeg(tmp_path / "jpeg.dcm", decoded))
-    assert (raw.width, raw.height) == (jpg.width, jpg.height) == (480, 360)
+    Image.fromarray(decoded).save(tmp_path / "same.png")
+    (png,) = pipe.analyze_file(tmp_path / "same.png")
+    # 480 x 360 is far larger than the 32 px model: every format is reduced by 4 at decode
+    # (DCT scale for the JPEG, box average otherwise), and the stored size is still reported
+    assert (raw.width, raw.height) == (jpg.width, jpg.height) == (png.width, png.height) \
+        == (p.width, p.height) == (480, 360)
+    assert raw.quality.check("too_small").score == 360
+    np.testing.assert_array_equal(png.embedding, raw.embedding)  # same pixels, same path
     assert _cos(p.embedding, raw.embedding) >= 0.9999
     assert _cos(p.embedding, jpg.embedding) >= 0.995
     assert raw.pseudonym == jpg.pseudonym == hmac.new(

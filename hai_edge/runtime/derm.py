@@ -2,8 +2,9 @@
 
 Per input (one result per image; a multi-frame DICOM gives one per frame):
 
-1. decode (``runtime.decoders``): JPEG at a reduced DCT scale when the model needs far fewer
-   pixels, EXIF orientation kept aside; DICOM frames as uint8 grey/RGB; HEIC/HEIF only when
+1. decode (``runtime.decoders``): an image far larger than the model needs is reduced by 2, 4
+   or 8 (JPEG at a reduced DCT scale, DICOM frames and other formats box-averaged by the same
+   factor), EXIF orientation kept aside; DICOM frames as uint8 grey/RGB; HEIC/HEIF only when
    ``pillow-heif`` is installed (extra ``heic``). The stored size is read from the header, so
    ``width``/``height`` and the "too small" check describe the photo, not the reduced decode;
 2. quality checks (``runtime.quality``) on the upright photo: they warn, they never block;
@@ -256,7 +257,7 @@ class DermPipeline:
                      pseudonym: str | None, notices: tuple[str, ...], decode_ms: float
                      ) -> DermResult:
         timing = {"decode": decode_ms}
-        h, w = img.pixels.shape[:2]
+        w, h = img.full_size  # as stored: the decoder may have reduced a large image
         if stored is not None and stored[0] >= w and stored[1] >= h:
             w, h = stored
         if img.orientation in (5, 6, 7, 8):  # stored sideways: upright swaps the sides

@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import functools
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from .frontends import to_rgb
-from .frontends._image import _resize_weights
+from .frontends import resize_antialiased, to_rgb
 
 __all__ = [
     "ANALYSIS_SIDE",
@@ -119,35 +117,6 @@ class QualityReport:
 
 
 # ---------------------------------------------------------------------- analysis image
-@functools.lru_cache(maxsize=64)
-def _taps(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """The front end's antialiased-bilinear weights as (indices, weights) ``[out, taps]``.
-
-    Same maths as ``frontends.resize_antialiased`` but gathered instead of a dense matrix
-    product: each output pixel reads only ~2 * scale inputs, which is what keeps this cheap.
-    """
-    dense = _resize_weights(in_size, out_size)
-    nz = dense > 0
-    first = nz.argmax(axis=1)
-    taps = int(nz.sum(axis=1).max())
-    idx = np.minimum(first[:, None] + np.arange(taps)[None, :], in_size - 1)
-    w = np.take_along_axis(dense, idx, axis=1)
-    w[first[:, None] + np.arange(taps)[None, :] >= in_size] = 0.0
-    return idx, w.astype(np.float32)
-
-
-def _resize_axis(a: np.ndarray, out_size: int, axis: int) -> np.ndarray:
-    idx, w = _taps(a.shape[axis], out_size)
-    shape = (-1,) + (1,) * (a.ndim - 1) if axis == 0 else (1, -1) + (1,) * (a.ndim - 2)
-    out = None
-    for t in range(idx.shape[1]):  # a handful of taps: weighted sum of gathered rows/columns
-        g = np.take(a, idx[:, t], axis=axis)
-        g *= w[:, t].reshape(shape)
-        out = g if out is None else np.add(out, g, out=out)
-    assert out is not None
-    return out
-
-
 def _box_reduce(a: np.ndarray, k: int) -> np.ndarray:
     """Exact k x k box average of uint8/float ``[H, W, C]`` (partial edge blocks dropped).
 
@@ -187,8 +156,7 @@ def analysis_image(rgb: np.ndarray, side: int = ANALYSIS_SIDE) -> np.ndarray:
     scale = side / short
     out_h = side if h == short else max(1, int(np.floor(h * scale + 0.5)))
     out_w = side if w == short else max(1, int(np.floor(w * scale + 0.5)))
-    a = _resize_axis(a, out_h, 0)
-    return np.ascontiguousarray(_resize_axis(a, out_w, 1), dtype=np.float32)
+    return resize_antialiased(a, out_h, out_w)
 
 
 def _luma(img: np.ndarray) -> np.ndarray:

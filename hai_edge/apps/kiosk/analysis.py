@@ -106,14 +106,13 @@ def cough_quality(mono: np.ndarray, sample_rate: int, events: int, window_s: flo
 # ------------------------------------------------------------------------ real analyzers
 class PipelineAnalyzer:
     """Real inference: :class:`~hai_edge.runtime.cough.CoughPipeline` for coughs and
-    ``hai_edge.runtime.derm.DermPipeline`` for photos. Where the derm pipeline is not in this
-    build yet, photos are embedded with the bundle's model and heads, and their quality report
-    is empty (``photo_pipeline`` says which ran)."""
+    :class:`~hai_edge.runtime.derm.DermPipeline` for photos."""
 
     def __init__(self, cough_bundle: Any | None, photo_bundle: Any | None, *,
                  backend: str | None = None, threads: int | None = None,
                  pseudonym_key: bytes | None = None) -> None:
         from ...runtime.cough import CoughPipeline
+        from ...runtime.derm import DermPipeline
 
         self.cough = None
         self.photo: Any = None
@@ -123,15 +122,9 @@ class PipelineAnalyzer:
                 self.cough = CoughPipeline(cough_bundle, backend, threads=threads,
                                            keep_embeddings=True)
             if photo_bundle is not None:
-                try:
-                    from ...runtime.derm import DermPipeline
-                except ImportError:
-                    self.photo = _EmbedderPhotos(photo_bundle, backend, threads)
-                    self.photo_pipeline = "embedder (derm pipeline not installed)"
-                else:
-                    self.photo = DermPipeline(photo_bundle, backend, threads=threads,
-                                              pseudonym_key=pseudonym_key)
-                    self.photo_pipeline = "derm"
+                self.photo = DermPipeline(photo_bundle, backend, threads=threads,
+                                          pseudonym_key=pseudonym_key)
+                self.photo_pipeline = "derm"
         except BaseException:
             self.close()
             raise
@@ -152,7 +145,7 @@ class PipelineAnalyzer:
         if self.photo is None:
             raise HaiEdgeError("no photo bundle is configured on this kiosk")
         frames = self.photo.analyze_bytes(data, name)
-        dicts = [f.to_dict(embedding=True) if hasattr(f, "to_dict") else dict(f) for f in frames]
+        dicts = [f.to_dict(embedding=True) for f in frames]
         vectors = np.asarray([d.pop("embedding") for d in dicts], dtype=np.float32)
         return Analysis({"kind": "photo", "frames": dicts}, vectors)
 
@@ -195,60 +188,6 @@ def _photo_meta(photo: Any) -> dict[str, Any]:
     return out
 
 
-class _EmbedderPhotos:
-    """Stand-in for DermPipeline until it lands: decode -> embed -> heads, no quality checks."""
-
-    def __init__(self, bundle: Any, backend: str | None, threads: int | None) -> None:
-        from ...runtime._embedder import Embedder
-        from ...runtime.frontends import ImageFrontendSpec
-        from ...runtime.heads import load_heads
-
-        self.embedder = Embedder(bundle, backend, threads=threads)
-        self.bundle = self.embedder.bundle
-        if not isinstance(self.bundle.manifest.preprocessing, ImageFrontendSpec):
-            self.embedder.close()
-            raise HaiEdgeError(f"bundle {self.bundle.manifest.name} is not an image bundle; "
-                               "photos need one")
-        self.heads = load_heads(self.bundle, None, verify=False)
-        notices = list(self.bundle.manifest.notices)
-        notices += [h.notice for h in self.heads if h.notice and h.notice not in notices]
-        notices.append("photo quality checks are not available in this build")
-        self.notices = tuple(notices)
-
-    def analyze_bytes(self, data: bytes, name: str) -> list[dict[str, Any]]:
-        from ...runtime.decoders import load_images_bytes
-
-        spec = self.embedder.spec
-        t0 = time.perf_counter()
-        images = load_images_bytes(data, name, max_pixels=spec.max_pixels,
-                                   draft_min_side=2 * max(spec.height, spec.width))
-        decode_ms = (time.perf_counter() - t0) * 1e3 / max(1, len(images))
-        out = []
-        for img in images:
-            emb = self.embedder.embed_image(img.pixels, img.orientation, name, img.frame)
-            t1 = time.perf_counter()
-            scores = {}
-            for h in self.heads:
-                p = float(h.predict_proba(emb.vector)[0])
-                scores[h.name] = {"probability": round(p, 6), "threshold": h.threshold,
-                                  "positive": p >= h.threshold,
-                                  "label": h.labels[1] if p >= h.threshold else h.labels[0]}
-            timing = {"decode": decode_ms, "quality": 0.0, **emb.timing_ms,
-                      "heads": (time.perf_counter() - t1) * 1e3}
-            timing["total"] = sum(timing.values())
-            h_px, w_px = img.pixels.shape[:2]
-            out.append({"input": name, "frame": img.frame, "width": int(w_px),
-                        "height": int(h_px), "quality": {"passed": True, "checks": []},
-                        "embedding": emb.vector.tolist(), "scores": scores, "pseudonym": None,
-                        "timing_ms": {k: round(v, 3) for k, v in timing.items()},
-                        "notices": list(self.notices), "bundle": self.bundle.manifest.name,
-                        "backend": self.embedder.backend_name, "model": self.embedder.entry.id})
-        return out
-
-    def close(self) -> None:
-        self.embedder.close()
-
-
 class MockAnalyzer:
     """Deterministic analyzer for API tests: real decoders (so bad files fail as in
     production), fixed scores, optional ``delay_s`` to simulate a slow engine."""
@@ -279,7 +218,7 @@ class MockAnalyzer:
         images = load_images_bytes(data, name)
         frames = []
         for img in images:
-            h, w = img.pixels.shape[:2]
+            w, h = img.full_size
             frames.append({
                 "input": name, "frame": img.frame, "width": int(w), "height": int(h),
                 "quality": {"passed": min(h, w) >= 64, "checks": [_check(

@@ -157,6 +157,8 @@ def main() -> int:
                     "cosines of issue 7 on the same photo")
     ap.add_argument("--fidelity-reference", action="store_true", help="with --fidelity: also "
                     "on an FP32 export of the trained reference image teacher (export extra)")
+    ap.add_argument("--fidelity-precision", choices=("int8", "fp32"),
+                    help="with --fidelity: the bundle's models of this precision (default int8)")
     ap.add_argument("--jpeg-full-decode", action="store_true", help="decode JPEGs in full and "
                     "box-average them instead of decoding at reduced DCT scale")
     args = ap.parse_args()
@@ -200,7 +202,7 @@ def main() -> int:
           "analyze_file call, 'CPU' its process CPU time (on a busy machine the better "
           "estimate of the single-core cost; the verdict uses wall)")
     if args.fidelity:
-        fidelity(bundle.root, tmp)
+        fidelity(bundle.root, tmp, precision=args.fidelity_precision)
         if args.fidelity_reference:
             fidelity(build_reference(Path(args.cache or tmp) / "reference-image-fp32"), tmp)
     return 0
@@ -240,7 +242,7 @@ def _dicom(path: Path, arr: np.ndarray, jpeg: bool) -> Path:
 
 
 def fidelity(bundle: Path, tmp: Path, sizes: tuple[tuple[int, int], ...] = (
-        (640, 480), (1600, 1200), (4000, 3000))) -> None:
+        (640, 480), (1600, 1200), (4000, 3000)), precision: str | None = None) -> None:
     """Issue 7's cosines per photo size: EXIF-rotated (orientation 6) vs upright JPEG; DICOM
     uncompressed and JPEG baseline, built from the photo's fully decoded pixels, vs the photo."""
     from PIL import Image
@@ -250,7 +252,7 @@ def fidelity(bundle: Path, tmp: Path, sizes: tuple[tuple[int, int], ...] = (
     def cos(a: np.ndarray, b: np.ndarray) -> float:
         return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
-    with DermPipeline(str(bundle), threads=1) as pipe:
+    with DermPipeline(str(bundle), threads=1, precision=precision) as pipe:
         where = f"{pipe.bundle.manifest.name} {pipe.embedder.backend_name}/{pipe.embedder.entry.id}"
         print(f"fidelity on {where} (thresholds: EXIF >= 0.999, DICOM uncompressed >= 0.9999, "
               "DICOM JPEG baseline >= 0.995)")

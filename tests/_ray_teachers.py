@@ -3,8 +3,10 @@ inside Ray actors, i.e. in other processes. So they report through files in the 
 ``HAI_TEST_TEACHER_DIR`` (set before the test's Ray starts; its workers inherit it):
 
 - ``calls.log``: ``load <pid>`` when a teacher is built, ``embed <pid> <rows>`` per batch;
-- ``sleep_s`` (optional, read per batch): seconds to sleep per batch, so a test can kill a run
-  midway.
+- ``sleep_s`` (optional, read per batch): seconds to sleep per batch, so that shards get written
+  while the teacher still has work;
+- ``fail_at`` (optional, read per batch): ``STORE K``: raise once STORE holds K shards (a run that
+  dies midway, after some progress).
 """
 
 from __future__ import annotations
@@ -43,6 +45,10 @@ class LoggedTeacher:
         folder = _folder()
         if folder and (folder / "sleep_s").is_file():
             time.sleep(float((folder / "sleep_s").read_text() or 0))
+        if folder and (folder / "fail_at").is_file():
+            store, k = (folder / "fail_at").read_text().rsplit(" ", 1)
+            if len(list(Path(store, "shards").glob("*.npz"))) >= int(k):
+                raise RuntimeError("simulated teacher crash")
         out = self.inner.embed(batch)
         _log(f"embed {os.getpid()} {len(batch)}")
         return out

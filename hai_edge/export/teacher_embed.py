@@ -170,7 +170,8 @@ def _audio_rows(item: CorpusItem, info: Any, wspec: AudioFrontendSpec, views: in
             sid = f"{item.item_id}#w{w.index}#v{view}"
             aug = None if view == 0 else sample_audio_aug(_rng(seed, sid))
             data = base if aug is None else apply_audio_aug(base, rate, aug)
-            rows.append(SampleRow(sid, item.item_id, view, w.start_s, w.end_s, aug_to_json(aug), data))
+            rows.append(SampleRow(sid, item.item_id, view, w.start_s, w.end_s, aug_to_json(aug),
+                                  data))
     return rows
 
 
@@ -218,7 +219,8 @@ def check_vectors(out: Any, sample_ids: Sequence[str], dim: int) -> np.ndarray:
     return vec
 
 
-def write_rows(store: EmbeddingStore, rows: Sequence[SampleRow], vectors: Sequence[np.ndarray]) -> None:
+def write_rows(store: EmbeddingStore, rows: Sequence[SampleRow],
+               vectors: Sequence[np.ndarray]) -> None:
     """One shard (atomically, next free number) from embedded rows of whole items."""
     if rows:
         store.write_shard({

@@ -119,7 +119,10 @@ def ray_session(options: RayOptions = RayOptions(), *, announce: bool = False) -
             ray.init(address=options.address, log_to_driver=False, logging_level=logging.WARNING)
         else:
             ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False,
-                     logging_level=logging.ERROR)
+                     logging_level=logging.ERROR,
+                     # workers at the driver's priority (Ray's default is nice 15), as the
+                     # local engine runs: a fair comparison on a busy machine
+                     _system_config={"worker_niceness": 0})
     except Exception as exc:  # ConnectionError, RuntimeError, ValueError from ray.init
         where = f"at {options.address}" if options.address else "locally"
         raise HaiEdgeError(f"cannot start or reach Ray {where}: {_first_line(exc)}") from None
@@ -174,7 +177,7 @@ def _decode_item(row: dict[str, Any], *, info: TeacherInfo, wspec: AudioFrontend
                  views: int, seed: int) -> list[dict[str, Any]]:
     """Map task: one corpus item -> one row per window x view (teacher input as raw bytes), or
     one ``skip`` row saying why the item cannot be used."""
-    item = CorpusItem(item_id=str(row["item_id"]), path=Path(str(row["path"])))
+    item = CorpusItem(item_id=str(row["item_id"]), path=Path(str(row["file"])))
     base = {"item_id": item.item_id, "path": str(row["path"])}
     try:
         rows = item_rows(item, info, wspec, views, seed)
@@ -245,8 +248,9 @@ class _ItemShards:
                     raise HaiEdgeError(f"Ray returned the rows of {item_id} out of order")
                 self.current, self.current_start = item_id, len(self.rows)
             if batch["skip"][i]:
-                self.skipped.append(skip_record(item_id, str(batch["path"][i]),
-                                                InputError(batch["path"][i], str(batch["skip"][i]))))
+                path = str(batch["path"][i])
+                self.skipped.append(skip_record(item_id, path,
+                                                InputError(path, str(batch["skip"][i]))))
                 self.closed.add(item_id)
                 self.current = None
                 self.bar.update(skipped=True)
@@ -312,25 +316,28 @@ def _workers(ray: Any, options: RayOptions, local: bool) -> int:
 def _data_context(ray: Any, remote: bool) -> Iterator[None]:
     """Ordered, quiet Ray Data execution; the previous settings come back afterwards."""
     ctx = ray.data.DataContext.get_current()
-    names = ("enable_progress_bars", "print_on_execution_start", "raise_original_map_exception",
-             "wait_for_min_actors_s")
-    saved = {n: getattr(ctx, n) for n in names}
+    wanted = {
+        "enable_progress_bars": False,  # one hai-edge progress line instead of Ray's tqdm bars
+        "print_on_execution_start": False,
+        "raise_original_map_exception": True,  # the teacher's own error, not "UDF failed"
+    }
+    if remote:
+        wanted["wait_for_min_actors_s"] = ACTOR_START_TIMEOUT_S
+    wanted = {k: v for k, v in wanted.items() if hasattr(ctx, k)}  # older Ray: fewer knobs
+    saved = {k: getattr(ctx, k) for k in wanted}
     order = ctx.execution_options.preserve_order
     loggers = [logging.getLogger(n) for n in ("ray.data", "ray")]
     levels = [lg.level for lg in loggers]
-    ctx.enable_progress_bars = False  # one hai-edge progress line instead of Ray's tqdm bars
-    ctx.print_on_execution_start = False
-    ctx.raise_original_map_exception = True  # the teacher's own error, not "UDF failed"
+    for k, v in wanted.items():
+        setattr(ctx, k, v)
     ctx.execution_options.preserve_order = True  # whole items arrive together, in corpus order
-    if remote:
-        ctx.wait_for_min_actors_s = ACTOR_START_TIMEOUT_S
     for lg in loggers:
         lg.setLevel(logging.CRITICAL)
     try:
         yield
     finally:
-        for n, value in saved.items():
-            setattr(ctx, n, value)
+        for k, v in saved.items():
+            setattr(ctx, k, v)
         ctx.execution_options.preserve_order = order
         for lg, level in zip(loggers, levels):
             lg.setLevel(level)
@@ -397,7 +404,10 @@ def _run(ray: Any, teacher: str, info: TeacherInfo, plan: Any, shards: _ItemShar
          local: bool) -> None:
     todo = plan.todo
     per_block = max(1, min(shards.shard_items, math.ceil(len(todo) / (4 * workers))))
-    ds = ray.data.from_items([{"item_id": it.item_id, "path": str(it.path)} for it in todo],
+    # workers open "file" (absolute: their working directory is not the driver's); "path" is the
+    # path as listed, for the skipped records
+    ds = ray.data.from_items([{"item_id": it.item_id, "path": str(it.path),
+                               "file": os.path.abspath(it.path)} for it in todo],
                              override_num_blocks=math.ceil(len(todo) / per_block))
     ds = ds.flat_map(_decode_item, fn_kwargs={"info": info, "wspec": plan.wspec,
                                               "views": views, "seed": seed}, num_cpus=1)

@@ -222,7 +222,8 @@ def test_ray_cli_errors_are_one_line(ray_cluster, audio_corpus: list[CorpusItem]
     base = ["teacher", "embed", "-t", AUDIO, "-d", corpus, "-o", str(tmp_path / "s"),
             "--no-progress"]
     cases = [
-        (["--workers", "2"], "--workers only apply to --engine ray"),
+        (["--workers", "2", "--gpus-per-worker", "1"],
+         "--workers, --gpus-per-worker: only with --engine ray"),
         (["--engine", "ray", "--workers", "2"], "use fewer --workers"),  # 2 CPUs: 1 actor max
         (["--engine", "ray", "--workers", "1", "--gpus-per-worker", "1"], "0 GPUs"),
     ]

@@ -60,9 +60,9 @@ def register(subparsers: Any) -> None:
                    help="join an existing Ray cluster (default: start a local one, loopback only)")
     r.add_argument("--workers", type=int, metavar="N",
                    help="teacher actors (default: what the cluster fits; locally CPUs - 1)")
-    r.add_argument("--gpus-per-worker", type=float, default=0.0, metavar="G",
+    r.add_argument("--gpus-per-worker", type=float, metavar="G",
                    help="GPUs per teacher actor (default 0; > 0 runs torch teachers on cuda)")
-    r.add_argument("--cpus-per-worker", type=float, default=1.0, metavar="C",
+    r.add_argument("--cpus-per-worker", type=float, metavar="C",
                    help="CPUs (and torch threads) per teacher actor (default 1)")
     e.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     e.set_defaults(func=_cmd_embed)
@@ -80,11 +80,11 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     if any(v is not None and v <= 0 for v in (args.window_s, args.hop_s)):
         raise HaiEdgeError("--window-s and --hop-s must be positive")
     ray_only = {"--address": args.address, "--workers": args.workers,
-                "--gpus-per-worker": args.gpus_per_worker or None,
-                "--cpus-per-worker": None if args.cpus_per_worker == 1.0 else 1}
+                "--gpus-per-worker": args.gpus_per_worker,
+                "--cpus-per-worker": args.cpus_per_worker}
     given = [flag for flag, value in ray_only.items() if value is not None]
     if args.engine == "local" and given:
-        raise HaiEdgeError(f"{', '.join(given)} only apply to --engine ray")
+        raise HaiEdgeError(f"{', '.join(given)}: only with --engine ray")
     lookup = args.teacher.startswith("embeddings:")
     if args.engine == "ray" and not lookup:
         if not args.data:
@@ -155,8 +155,10 @@ def _embed_ray(args: argparse.Namespace) -> tuple[Any, Any]:
     from .teacher_embed_ray import RayOptions, embed_corpus_ray, ray_session, remote_teacher_info
 
     options = RayOptions(address=args.address, workers=args.workers,
-                         gpus_per_worker=args.gpus_per_worker,
-                         cpus_per_worker=args.cpus_per_worker, device=args.device)
+                         gpus_per_worker=0.0 if args.gpus_per_worker is None
+                         else args.gpus_per_worker,
+                         cpus_per_worker=1.0 if args.cpus_per_worker is None
+                         else args.cpus_per_worker, device=args.device)
     progress = not args.no_progress
     with ray_session(options, announce=progress):
         info = remote_teacher_info(args.teacher, options)

@@ -403,7 +403,10 @@ def _run(ray: Any, teacher: str, info: TeacherInfo, plan: Any, shards: _ItemShar
          views: int, seed: int, batch_size: int, workers: int, options: RayOptions,
          local: bool) -> None:
     todo = plan.todo
-    per_block = max(1, min(shards.shard_items, math.ceil(len(todo) / (4 * workers))))
+    # about 4 blocks per actor (output streams back block by block: progress, shards), each with
+    # at least one teacher batch of rows (else Ray Data bundles blocks into fewer, bigger tasks)
+    per_block = max(math.ceil(batch_size / (views + 1)),
+                    min(shards.shard_items, math.ceil(len(todo) / (4 * workers))))
     # workers open "file" (absolute: their working directory is not the driver's); "path" is the
     # path as listed, for the skipped records
     ds = ray.data.from_items([{"item_id": it.item_id, "path": str(it.path),

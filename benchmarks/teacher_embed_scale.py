@@ -1,6 +1,6 @@
 """Teacher embedding throughput: local engine vs ``--engine ray`` with 1 and 2 workers, one run.
 
-    python benchmarks/teacher_embed_scale.py [--teacher hear-replica|SPEC] [--items 48]
+    python benchmarks/teacher_embed_scale.py [--teacher hear-replica|SPEC] [--items 120]
                                              [--seconds 2] [--data DIR_OR_CSV] [--views 0]
 
 Same corpus, same teacher, same store settings for every row; each row writes a fresh store in a
@@ -25,9 +25,9 @@ Rows:
 and for Ray the actors' start-up (a Python process + torch each) and decode, but not
 ``ray.init``. ``cores`` is the CPU time of this process and all its children (Ray's processes
 included) over the row's wall time: how much of the machine the row actually got (on a machine
-shared with other jobs, less than the CPU count). ``steady/s`` counts only the items after the
-first block of items comes back (start-up excluded: what a long run tends to); the engine makes
-about ``4 x workers`` blocks.
+shared with other jobs, less than the CPU count). ``first item s`` is the start-up latency (for
+Ray: actor start-up, model load and the first block of items, which comes back whole).
+The table is Markdown, ready for docs/scale.md.
 """
 
 from __future__ import annotations
@@ -152,16 +152,9 @@ class _Marks:
     def __exit__(self, *exc: object) -> None:
         Progress.update = self._orig  # type: ignore[method-assign]
 
-    def steady(self) -> float:
-        """Items/s after the first block came back: start-up (probe, actors, first decode)
-        excluded. The first block is every item stamped within 50 ms of the first one."""
-        t = self.times
-        if len(t) < 2:
-            return float("nan")
-        k = sum(1 for x in t if x - t[0] < 0.05)
-        first_end = t[k - 1]
-        return (len(t) - k) / (t[-1] - first_end) if len(t) > k and t[-1] > first_end \
-            else float("nan")
+    def first_s(self, t0: float) -> float:
+        """Seconds from the start of the row to the first item back (start-up latency)."""
+        return self.times[0] - t0 if self.times else float("nan")
 
 
 def run_local(teacher_spec: str, items: list, out: Path, threads: int | None,
@@ -187,7 +180,7 @@ def run_local(teacher_spec: str, items: list, out: Path, threads: int | None,
             store = embed_corpus(teacher, items, out, **kwargs)
             wall = time.perf_counter() - t0
             teacher.close()
-        return {"wall": wall, "rows": len(store), "steady": marks.steady(),
+        return {"wall": wall, "rows": len(store), "first": marks.first_s(t0),
                 "threads": torch.get_num_threads(), "init": 0.0, "cpu": cpu.cpu_s()}
     finally:
         torch.set_num_threads(saved)
@@ -216,7 +209,7 @@ def run_ray(teacher_spec: str, items: list, out: Path, workers: int, kwargs: dic
             store = embed_corpus_ray(teacher_spec, items, out, options=options, info=info,
                                      **kwargs)
             wall = time.perf_counter() - t1
-    return {"wall": wall, "rows": len(store), "steady": marks.steady(),
+    return {"wall": wall, "rows": len(store), "first": marks.first_s(t1),
             "threads": threads, "init": init, "cpu": cpu.cpu_s()}
 
 
@@ -225,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--teacher", default="hear-replica",
                    help="hear-replica (default) or a teacher spec, e.g. reference:audio")
     p.add_argument("--data", help="a real corpus (folder or CSV) instead of synthetic audio")
-    p.add_argument("--items", type=int, default=48)
+    p.add_argument("--items", type=int, default=120)
     p.add_argument("--seconds", type=float, default=2.0)
     p.add_argument("--views", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=4,
@@ -261,20 +254,21 @@ def main(argv: list[str] | None = None) -> int:
 
     n = len(items)
     base = n / rows[0][2]["wall"]
-    base_steady = rows[0][2]["steady"]
     name = spec if info is None else info.id
     print(f"\nteacher {name}: {n} items -> {rows[0][2]['rows']} embeddings "
           f"(views {args.views}, batch {args.batch_size}); {os.cpu_count()} CPUs, load average "
           f"{load0:.1f} -> {load1:.1f}")
-    print(f"{'engine':<18} {'threads':>7} {'ray.init s':>10} {'wall s':>8} {'cores':>5} "
-          f"{'items/s':>8} {'vs local':>8} {'steady/s':>8} {'vs local':>8}")
+    print(f"| {'engine':<16} | {'threads':>7} | {'ray.init s':>10} | {'first item s':>12} | "
+          f"{'wall s':>7} | {'cores':>5} | {'items/s':>7} | {'vs local':>8} |")
+    print(f"|{'-' * 18}|{'-' * 8}:|{'-' * 11}:|{'-' * 13}:|{'-' * 8}:|{'-' * 6}:|{'-' * 8}:|"
+          f"{'-' * 9}:|")
     for name, workers, r in rows:
         rate = n / r["wall"]
         threads = f"{workers}x{r['threads']}" if name.startswith("ray") else str(r["threads"])
         init = f"{r['init']:.1f}" if r["init"] else "-"
-        print(f"{name:<18} {threads:>7} {init:>10} {r['wall']:>8.1f} "
-              f"{r['cpu'] / r['wall']:>5.2f} {rate:>8.2f} "
-              f"{rate / base:>7.2f}x {r['steady']:>8.2f} {r['steady'] / base_steady:>7.2f}x")
+        print(f"| {name:<16} | {threads:>7} | {init:>10} | {r['first']:>12.1f} | "
+              f"{r['wall']:>7.1f} | {r['cpu'] / r['wall']:>5.2f} | {rate:>7.2f} | "
+              f"{rate / base:>7.2f}x |")
     return 0
 
 

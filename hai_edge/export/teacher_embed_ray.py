@@ -320,6 +320,10 @@ def _data_context(ray: Any, remote: bool) -> Iterator[None]:
         "enable_progress_bars": False,  # one hai-edge progress line instead of Ray's tqdm bars
         "print_on_execution_start": False,
         "raise_original_map_exception": True,  # the teacher's own error, not "UDF failed"
+        # one block at a time per actor: Ray lets actors run queued tasks out of order, and with
+        # preserve_order a block run early is held back until the blocks before it are done, so
+        # results (shards, progress) would come back in bursts instead of as they are made
+        "max_tasks_in_flight_per_actor": 1,
     }
     if remote:
         wanted["wait_for_min_actors_s"] = ACTOR_START_TIMEOUT_S

@@ -1,6 +1,7 @@
 """Cough pipeline speed: real-time factor offline and live, and event latency.
 
-On a 30 s synthetic recording (44.1 kHz, a cough every ~2 s in background noise) this measures,
+On a 30 s recording at 44.1 kHz (the bundled CC0 cough clips of ``hai_edge/demo_data`` placed
+in a quiet noise bed with gaps, or with ``--synthetic`` a noise burst every ~2 s) this measures,
 in one run:
 
 * offline ``CoughPipeline.analyze_file``: processing time / audio time, per stage;
@@ -8,8 +9,11 @@ in one run:
   take them: processing time / audio time, the slowest block, and the latency (in audio time)
   from each event's end to its detection and from each window's end to its scores.
 
-    python benchmarks/cough_stream.py                  # a tiny linear ONNX bundle (needs onnx)
-    python benchmarks/cough_stream.py --bundle B       # any audio bundle, e.g. a real student
+    python benchmarks/cough_stream.py                  # the built-in cough-demo bundle (INT8)
+    python benchmarks/cough_stream.py --bundle B       # any audio bundle
+    python benchmarks/cough_stream.py --tiny           # a tiny linear ONNX bundle (needs onnx)
+
+Run it pinned to one core for the one-core figure: ``taskset -c 0 python benchmarks/...``.
 
 A real microphone adds its own buffering (about 20-40 ms) on top of these latencies.
 """
@@ -59,6 +63,24 @@ def _tiny_bundle(root: Path) -> Path:
     return root / "bundle"
 
 
+def _clip_recording(seconds: float, sr: int) -> np.ndarray:
+    """The bundled CC0 cough clips, trimmed to their active part, in a -60 dBFS noise bed."""
+    from hai_edge.export.cough_scenes import SceneClip, make_scenes
+    from hai_edge.export.cough_detector_train import load_16k
+    from hai_edge.export.demo import DEMO_DATA
+    from hai_edge.runtime.frontends import resample
+
+    clips = [SceneClip(p.stem, p, "cough", "demo_data", p.stem)
+             for p in sorted((DEMO_DATA / "coughs").glob("*.mp3"))]
+    scene = make_scenes(clips, 1, seed=0, load=load_16k, segments_per_scene=int(seconds / 2.5),
+                        p_cough=1.0)[0]
+    x = np.zeros(int(seconds * 16000), dtype=np.float32)
+    n = min(x.size, scene.audio.size)
+    x[:n] = scene.audio[:n]
+    x += 1e-3 * np.random.default_rng(2).standard_normal(x.size).astype(np.float32)
+    return resample(x, 16000, sr).astype(np.float32)
+
+
 def _recording(seconds: float, sr: int) -> np.ndarray:
     rng = np.random.default_rng(1)
     x = 0.005 * rng.standard_normal(int(seconds * sr))
@@ -102,7 +124,9 @@ class ReplayCapture:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--bundle", help="audio bundle (default: a tiny HeAR-shaped ONNX bundle)")
+    ap.add_argument("--bundle", default="cough-demo", help="audio bundle (default: cough-demo)")
+    ap.add_argument("--tiny", action="store_true", help="a tiny HeAR-shaped linear ONNX bundle")
+    ap.add_argument("--synthetic", action="store_true", help="noise bursts instead of coughs")
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
@@ -115,8 +139,8 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        bundle = args.bundle or _tiny_bundle(root)
-        x44 = _recording(args.seconds, 44100)
+        bundle = _tiny_bundle(root) if args.tiny else args.bundle
+        x44 = (_recording if args.synthetic else _clip_recording)(args.seconds, 44100)
         sf.write(root / "rec.wav", x44, 44100)
         with CoughPipeline(bundle, threads=args.threads) as pipe:
             sr = pipe.spec.sample_rate
@@ -135,7 +159,8 @@ def main() -> int:
                 live_t.append(time.perf_counter() - t0)
                 blocks = cap.block_times[1:]
     audio = args.seconds
-    print(f"bundle {res.meta['bundle']} on {res.meta['backend']} ({args.threads} thread), "
+    print(f"bundle {res.meta['bundle']} ({res.meta['model']}, detector {res.meta['detector']}) "
+          f"on {res.meta['backend']} ({args.threads} thread), "
           f"{audio:g} s at 44.1 kHz, {len(res.events)} events, {len(res.windows)} windows")
     med = statistics.median(offline)
     print(f"offline: {med * 1e3:8.1f} ms  real-time factor {med / audio:.4f}  (median of "

@@ -260,7 +260,11 @@ _COMMAND_MODULES = (
     ".export.cli_export",  # hai-edge export / verify
     ".devices.cli",  # hai-edge devices / benchmark
     ".cli_cough",  # hai-edge cough / probe train|eval
+    ".cli_derm",  # hai-edge derm
     ".export.cli_demo",  # hai-edge demo
+    ".export.cli_report",  # hai-edge report
+    ".apps.kiosk.cli",  # hai-edge kiosk / kiosk adduser
+    ".apps.cough_pwa.cli",  # hai-edge pwa build / serve
 )
 
 

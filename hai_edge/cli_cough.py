@@ -254,21 +254,31 @@ def _cmd_probe_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_head_to_bundle(bundle: Any, head: Any, dest: str, *, overwrite: bool = False) -> Any:
+def add_head_to_bundle(bundle: Any, head: Any, dest: str, *, overwrite: bool = False,
+                       entry: dict[str, Any] | None = None) -> Any:
     """A NEW bundle = ``bundle`` + ``head`` (replacing a head of the same name), written
-    atomically by ``write_bundle``; the source bundle is only read."""
+    atomically by ``write_bundle``; the source bundle is only read. ``entry`` replaces the
+    head's own manifest entry, e.g. a learned detector's (``role: detector``, which also
+    replaces any detector the bundle had: a bundle has at most one)."""
     from .bundle import write_bundle
 
     file = f"heads/{head.name}.json"
+    new_entry = entry if entry is not None else head.manifest_entry(file)
+    if new_entry.get("file") != file:
+        raise HaiEdgeError(f"head entry must point at {file}")
+    is_detector = new_entry.get("role") == "detector"
     files: dict[str, Any] = {n: bundle.root / n for n in bundle.manifest.files}
     files[file] = head.to_json().encode("utf-8")
-    heads = [h for h in bundle.manifest.heads if h.get("name") != head.name]
-    replaced = [h for h in bundle.manifest.heads if h.get("name") == head.name]
-    for old in replaced:
+
+    def replaced(h: Any) -> bool:
+        return h.get("name") == head.name or (is_detector and h.get("role") == "detector")
+
+    heads = [h for h in bundle.manifest.heads if not replaced(h)]
+    for old in (h for h in bundle.manifest.heads if replaced(h)):
         old_file = old.get("file")
         if old_file and old_file != file and old_file in files:
             del files[old_file]
-    heads.append(head.manifest_entry(file))
+    heads.append(new_entry)
     manifest = dataclasses.replace(bundle.manifest, heads=tuple(heads), files={}, created="")
     bundle.verify()  # never copy a bundle that was modified since it was loaded
     return write_bundle(dest, manifest, files, overwrite=overwrite)

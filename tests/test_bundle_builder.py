@@ -77,6 +77,7 @@ def test_hai_def_teacher_gets_notice_and_licence_fields(wave_bundle: Path) -> No
     assert m.provenance["licence_terms"] == HAI_DEF_TERMS_URL
     assert HAI_DEF_NOTICE in m.notices
     assert any("Model Derivative distilled from google/hear" in n for n in m.notices)
+    assert not any("demo" in n for n in m.notices)  # only reference teachers' students say demo
     assert "NOTICE" in m.files
     text = (wave_bundle / "NOTICE").read_text()
     assert ("HAI-DEF is provided under and subject to the Health AI Developer Foundations Terms "
@@ -138,6 +139,7 @@ def test_failed_gate_writes_nothing_and_degraded_override_is_recorded(tmp_path: 
     assert over[0]["model"] == "onnx-int8" and over[0]["threshold"] == 0.999999
     assert m.models[0].fidelity["gate"]["degraded_override"] is True
     assert any(n.startswith("DEGRADED") for n in m.notices)
+    assert m.notices[0] == "demo, not for clinical use"  # from a reference teacher, automatically
     assert "NOTICE" not in m.files and "licence_terms" not in m.provenance  # not HAI-DEF
     assert m.provenance["calibration"]["source"].startswith("synthetic")
 
@@ -197,11 +199,15 @@ def _fake_distill(monkeypatch: pytest.MonkeyPatch, run_dir: Path) -> None:
             model=model, spec=TINY_SPEC, meta={"name": "run-demo", "data_hash": "abc123"},
             teacher_info=TeacherInfo(id="google/hear", modality="audio", embedding_dim=32,
                                      licence="HAI-DEF terms of use"),
-            train_items=items[:9], heldout_items=held,
-            heldout_targets=t + 0.05 * np.random.default_rng(0).standard_normal(t.shape))
+            train_items=items[:9], heldout_items=held), student_inputs(TINY_SPEC, held), t
+
+    def heldout_with_targets(path):  # noqa: ANN001, ANN202
+        _, x, t = load_run(path)
+        return x, t + 0.05 * np.random.default_rng(0).standard_normal(t.shape)
 
     fake = types.ModuleType("hai_edge.export.distill")
-    fake.load_run, fake.student_inputs = load_run, student_inputs
+    fake.load_run = lambda path: load_run(path)[0]
+    fake.student_inputs, fake.heldout_with_targets = student_inputs, heldout_with_targets
     monkeypatch.setitem(sys.modules, "hai_edge.export.distill", fake)
     (run_dir / "run.json").write_text(json.dumps({"name": "run-demo"}))
 

@@ -25,6 +25,7 @@ from hai_edge.runtime.decoders import (
     load_images,
     load_images_bytes,
 )
+from hai_edge.runtime.decoders._image import box_reduce, reduction_factor
 
 sf = pytest.importorskip("soundfile")
 Image = pytest.importorskip("PIL.Image")
@@ -341,14 +342,116 @@ def test_jpeg_draft_decode(tmp_path):
     path = _save(Image.fromarray(arr), tmp_path / "big.jpg", "JPEG", quality=80)
     full = decode_image(path)
     assert full.pixels.shape == (3000, 4000, 3)
+    assert (full.reduction, full.stored_size, full.full_size) == (1, None, (4000, 3000))
     small = decode_image(path, draft_min_side=448)
     short = min(small.pixels.shape[:2])
     assert 448 <= short <= 1000
     assert small.pixels.shape == (750, 1000, 3)
-    # draft is only an optimisation: a non-JPEG ignores it, a small JPEG is decoded as is
+    assert (small.reduction, small.stored_size, small.full_size) == (4, (4000, 3000), (4000, 3000))
+    # a non-JPEG is box-reduced by the same factor; an image not far larger is kept as is
     png = _save(Image.fromarray(arr[:500, :600]), tmp_path / "p.png", "PNG")
-    assert decode_image(png, draft_min_side=100).pixels.shape == (500, 600, 3)
+    reduced = decode_image(png, draft_min_side=100)
+    assert reduced.pixels.shape == (125, 150, 3) and reduced.reduction == 4
+    np.testing.assert_array_equal(reduced.pixels, box_reduce(arr[:500, :600], 4))
+    assert decode_image(png, draft_min_side=250).reduction == 2
+    assert decode_image(png, draft_min_side=251).reduction == 1
     assert decode_image(path, draft_min_side=5000).pixels.shape == (3000, 4000, 3)
+
+
+@pytest.mark.parametrize(
+    ("w", "h", "min_side"),
+    [(1000, 750, 80), (1000, 750, 112), (800, 600, 160), (640, 480, 320), (203, 97, 16),
+     (1025, 257, 60), (333, 1000, 40), (801, 601, 100), (1001, 751, 80), (64, 64, 8),
+     (100, 90, 11), (2000, 20, 2)],
+)  # fmt: skip
+def test_reduction_factor_is_the_scale_jpeg_draft_decodes_at(tmp_path, w, h, min_side):
+    """The one policy: the factor every decoder reduces by is the DCT scale libjpeg uses."""
+    k = reduction_factor(w, h, min_side)
+    assert k in (1, 2, 4, 8)
+    assert k == 1 or min(-(-w // k), -(-h // k)) >= min_side  # never below what was asked
+    img = _gradient(h, w).astype(np.uint8)  # Pillow's draft scale is the oracle
+    jpg = decode_image(_save(Image.fromarray(img), tmp_path / "a.jpg", "JPEG"),
+                       draft_min_side=min_side)
+    assert jpg.reduction == k
+    assert jpg.pixels.shape == (-(-h // k), -(-w // k), 3)
+    png = decode_image(_save(Image.fromarray(img), tmp_path / "a.png", "PNG"),
+                       draft_min_side=min_side)
+    assert png.reduction == k and png.pixels.shape == jpg.pixels.shape
+    assert reduction_factor(w, h, None) == 1
+
+
+def _block_mean_reference(a: np.ndarray, k: int) -> np.ndarray:
+    """float64 loop: the mean of each k x k block (partial edge blocks: the pixels they have)."""
+    v = a.astype(np.float64).reshape(a.shape[0], a.shape[1], -1)
+    out = np.zeros((-(-v.shape[0] // k), -(-v.shape[1] // k), v.shape[2]))
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            out[i, j] = v[i * k : (i + 1) * k, j * k : (j + 1) * k].reshape(-1, v.shape[2]).mean(0)
+    return out.reshape(out.shape[:2] + a.shape[2:])
+
+
+@pytest.mark.parametrize("k", [2, 4, 8])
+@pytest.mark.parametrize("shape", [(16, 24, 3), (17, 23, 3), (9, 1), (1, 9, 3), (33, 40, 1),
+                                   (7, 5), (3, 3, 3)])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_box_reduce_is_the_rounded_block_mean(k, shape, dtype):
+    a = np.random.default_rng(k * 131 + sum(shape)).integers(
+        0, np.iinfo(dtype).max + 1, shape, dtype=dtype)
+    out = box_reduce(a, k)
+    assert out.dtype == dtype
+    np.testing.assert_array_equal(out, np.floor(_block_mean_reference(a, k) + 0.5))
+    np.testing.assert_array_equal(box_reduce(a, 1), a)
+
+
+def test_box_reduce_rejects_what_it_cannot_average():
+    with pytest.raises(ValueError, match="factor"):
+        box_reduce(np.zeros((8, 8), np.uint8), 3)
+    with pytest.raises(ValueError, match="uint8 or uint16"):
+        box_reduce(np.zeros((8, 8), np.float32), 2)
+
+
+@pytest.mark.parametrize("channels", [2, 4])
+def test_box_reduce_with_alpha_composites_like_the_full_image(channels):
+    """Alpha-weighted means: compositing over white after the reduction gives (to rounding)
+    the block mean of the composited full image, also for half-transparent edges."""
+    from hai_edge.runtime.frontends import to_rgb
+
+    rng = np.random.default_rng(channels)
+    a = rng.integers(0, 256, (32, 40, channels), dtype=np.uint8)
+    a[:8, :, -1] = 0  # fully transparent rows: the colour of nothing, white after compositing
+    a[8:16, :, -1] = rng.choice([0, 255], (8, 40))  # hard edges inside blocks
+    composited = _block_mean_reference(to_rgb(a), 4)
+    got = to_rgb(box_reduce(a, 4)).astype(np.float64)
+    assert np.abs(got - composited).max() <= 1.5
+    naive = to_rgb(np.floor(_block_mean_reference(a, 4) + 0.5).astype(np.uint8))
+    assert np.abs(naive - composited).max() > 10  # averaging alpha apart would be wrong
+
+
+def test_every_format_is_reduced_like_jpeg(tmp_path):
+    """A photo's pixels as PNG, TIFF and DICOM reach the front end box-reduced by the factor the
+    JPEG of the same photo is decoded at, with the stored size kept."""
+    arr = _gradient(384, 512).astype(np.uint8)
+    arr[100:200, 150:300] = (200, 120, 90)
+    want = box_reduce(arr, 4)
+    files = [_save(Image.fromarray(arr), tmp_path / "a.png", "PNG"),
+             _save(Image.fromarray(arr), tmp_path / "a.tif", "TIFF"),
+             _dicom(tmp_path / "a.dcm", arr)]
+    for f in files:
+        (img,) = load_images(f, draft_min_side=60)
+        assert (img.reduction, img.stored_size) == (4, (512, 384)), f.name
+        np.testing.assert_array_equal(img.pixels, want)
+    (same,) = load_images_bytes(files[2].read_bytes(), "x.dcm", draft_min_side=60)
+    np.testing.assert_array_equal(same.pixels, want)
+    (jpg,) = load_images(_save(Image.fromarray(arr), tmp_path / "a.jpg", "JPEG", quality=95),
+                         draft_min_side=60)
+    assert jpg.pixels.shape == want.shape and jpg.reduction == 4
+    assert np.abs(jpg.pixels.astype(int) - want).mean() < 2.0  # DCT scaling ~ the block mean
+    (full,) = load_images(files[2])  # no draft_min_side: nothing is reduced
+    np.testing.assert_array_equal(full.pixels, arr)
+    frames = decode_dicom(_dicom(tmp_path / "mf.dcm", np.stack([arr, arr[::-1]]), frames=2),
+                          draft_min_side=60)
+    assert [f.reduction for f in frames] == [4, 4]
+    np.testing.assert_array_equal(frames[1].pixels, box_reduce(arr[::-1], 4))
 
 
 def test_one_pixel_and_min_side(tmp_path):

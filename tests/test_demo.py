@@ -41,3 +41,18 @@ def test_demo_runs_end_to_end(tmp_path: Path, monkeypatch) -> None:
     assert r.engine_cosine >= 0.98
     assert set(r.stages_s) >= {"teacher_embed", "distill", "export", "benchmark", "embed"}
     assert all(np.isfinite(v) for v in r.latency_ms.values())
+
+
+def test_demo_fine_tunes_the_shipped_student_only_for_its_own_teacher(tmp_path, monkeypatch) -> None:
+    from hai_edge.export import demo
+    from hai_edge.export.students import pretrained
+
+    plan = demo._PLANS["image"]
+    monkeypatch.setattr(pretrained, "PRETRAINED_DIR", tmp_path)
+    assert demo._warm_start(plan, None, False) is None  # nothing shipped
+    (tmp_path / plan.student).mkdir()
+    (tmp_path / plan.student / "student.json").write_text("{}")
+    assert demo._warm_start(plan, None, False) == f"pretrained:{plan.student}"
+    assert demo._warm_start(plan, "reference:image", False) == f"pretrained:{plan.student}"
+    assert demo._warm_start(plan, None, True) is None  # --from-scratch
+    assert demo._warm_start(plan, "torch:tests._demo_teachers:image", False) is None

@@ -275,6 +275,12 @@ def test_split_is_grouped_and_load_run_gives_the_exported_model(audio_run: Path)
     fid = json.loads((audio_run / "fidelity.json").read_text())
     assert len(rows) == len(emb)  # every window is loud enough: same windows as the teacher
     assert float(cos.mean()) == pytest.approx(fid["rows"]["cosine_mean"], abs=2e-3)
+    # what the export gates on: the same held-out rows, aligned with the teacher's embeddings
+    from hai_edge.export.distill import heldout_with_targets
+
+    hx, ht = heldout_with_targets(audio_run)
+    np.testing.assert_allclose(hx, x, rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(ht, t)
 
 
 def _decode(path: Path):
@@ -404,3 +410,47 @@ def test_time_budget_pauses_resumably(audio_data, audio_run, tmp_path) -> None:
     res = distill(_cfg(audio_data, run_dir))
     assert (res.status, res.epochs_done) == ("finished", 3)
     assert _same(_weights(run_dir), _weights(audio_run))
+
+
+def test_warm_start_from_a_run_or_a_shipped_student(audio_data, audio_run, image_data, tmp_path,
+                                                     monkeypatch) -> None:
+    from hai_edge.export.students import pretrained
+
+    def cos(run: Path) -> float:
+        return json.loads((run / "run.json").read_text())["fidelity"]["cosine_mean"]
+
+    # a learning rate this small barely moves the weights: the warm run starts where the init ended
+    warm = distill(_cfg(audio_data, tmp_path / "warm", init=str(audio_run), epochs=1, lr=1e-9))
+    cold = distill(_cfg(audio_data, tmp_path / "cold", epochs=1, lr=1e-9))
+    a, b = _weights(audio_run), _weights(tmp_path / "warm")
+    learned = [k for k in a if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+    for k in learned:  # BatchNorm statistics keep updating in training mode; weights do not
+        torch.testing.assert_close(b[k], a[k], rtol=0, atol=1e-6)
+    assert cos(tmp_path / "warm") > cos(tmp_path / "cold") + 0.05
+    assert cos(tmp_path / "warm") > cos(audio_run) - 0.02  # (BN statistics refreshed: may gain)
+    assert warm.meta["training"]["init"]["source"] == str(audio_run)
+    assert cold.meta["training"]["init"] is None
+    assert warm.meta["preprocessing"]["feature_mean"] == \
+        json.loads((audio_run / "run.json").read_text())["preprocessing"]["feature_mean"]
+
+    # shipped form: fp16 safetensors + JSON, verified by sha256
+    monkeypatch.setattr(pretrained, "PRETRAINED_DIR", tmp_path / "shipped")
+    pretrained.save_pretrained(audio_run, tmp_path / "shipped" / "t-audio")
+    init = pretrained.load_init("pretrained:t-audio")
+    assert init.preset == "t-audio" and init.teacher_id == "fake:conv-audio"
+    for k in learned:
+        torch.testing.assert_close(init.state_dict[k], a[k].float(), rtol=1e-3, atol=1e-3)
+    warm2 = distill(_cfg(audio_data, tmp_path / "warm2", init="pretrained:t-audio", epochs=1,
+                         lr=1e-9))
+    assert abs(cos(tmp_path / "warm2") - cos(tmp_path / "warm")) < 0.01
+    assert warm2.meta["training"]["init"]["sha256"] == init.sha256
+
+    # refusals: another preset, an unknown name, a modified file
+    with pytest.raises(HaiEdgeError, match="is a t-audio student; this run trains t-image"):
+        distill(_cfg(image_data, tmp_path / "bad", student="t-image", init=str(audio_run)))
+    with pytest.raises(HaiEdgeError, match="no such pretrained student.*t-audio"):
+        distill(_cfg(audio_data, tmp_path / "bad2", init="pretrained:nope"))
+    f = tmp_path / "shipped" / "t-audio" / "student.safetensors"
+    f.write_bytes(f.read_bytes()[:-4] + b"\0\0\0\0")
+    with pytest.raises(HaiEdgeError, match="sha256 does not match"):
+        distill(_cfg(audio_data, tmp_path / "bad3", init="pretrained:t-audio"))

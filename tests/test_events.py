@@ -114,6 +114,24 @@ def test_sustained_sound_is_not_an_event_and_detection_resumes() -> None:
     assert [round(e.start_s) for e in events] == [10]
 
 
+@pytest.mark.parametrize("zeros_s", [0.03, 0.5, 2.0])
+def test_digital_silence_does_not_blind_the_detector(zeros_s: float) -> None:
+    """A browser stream or a file that starts (or has a gap) with exact zeros: silence says
+    nothing about the room's noise floor, so it must not pull the floor down to -120 dB (which
+    made the noise bed after it look like one long sound and hid the coughs in it)."""
+    coughs = [0.4, 1.6, 3.0]
+    x = synth_coughs(coughs, 4.0, noise_db=-50, seed=11)
+    n0 = int(zeros_s * SR)
+    padded = np.concatenate([np.zeros(n0, np.float32), x[:2 * SR], np.zeros(n0, np.float32),
+                             x[2 * SR:]])
+    events = EnergyDetector(SR).detect(padded)
+    truth = [t + zeros_s for t in coughs[:2]] + [coughs[2] + 2 * zeros_s]
+    assert len(events) == 3, [(round(e.start_s, 3), round(e.end_s, 3)) for e in events]
+    for t, ev in zip(truth, events):
+        assert abs(ev.start_s - t) <= 0.1
+    assert EnergyDetector(SR).detect(np.zeros(3 * SR, np.float32)) == []
+
+
 def test_level_step_to_louder_background_is_not_an_event() -> None:
     rng = np.random.default_rng(4)
     x = 0.002 * rng.standard_normal(10 * SR)

@@ -80,6 +80,47 @@ def test_resize_matches_pillow_float_resize(h: int, w: int, out_h: int, out_w: i
     np.testing.assert_allclose(out, ref, atol=1e-5)
 
 
+def _random_resize_cases(n: int) -> list[tuple[int, int, int, int, int]]:
+    """(h, w, out_h, out_w, channels): shrinking, enlarging, mixed, 1-pixel sides, extreme
+    aspect ratios (1 x 2000 and similar), drawn reproducibly."""
+    rng = np.random.default_rng(2024)
+    cases = [(1, 1, 1, 1, 3), (1, 1, 7, 3, 3), (1, 2000, 1, 5, 3), (2000, 1, 3, 1, 1),
+             (1, 900, 224, 224, 3), (900, 2, 224, 224, 4), (3, 3000, 2, 17, 3),
+             (750, 750, 224, 224, 3), (375, 500, 160, 160, 3), (2, 2, 300, 1, 1),
+             (1000, 1000, 1, 1, 3), (13, 17, 13, 40, 3), (40, 13, 7, 13, 2)]
+    for _ in range(n):
+        h, w = (int(v) for v in np.exp(rng.uniform(0, np.log(1500), 2)).astype(int) + 1)
+        oh, ow = (int(v) for v in np.exp(rng.uniform(0, np.log(400), 2)).astype(int) + 1)
+        cases.append((h, w, oh, ow, int(rng.choice([1, 3, 4]))))
+    return cases
+
+
+@pytest.mark.parametrize(("h", "w", "out_h", "out_w", "c"), _random_resize_cases(40))
+def test_tap_resize_equals_the_previous_dense_resize(h: int, w: int, out_h: int, out_w: int,
+                                                     c: int) -> None:
+    """The tap-based resize is the dense-matrix one it replaced, up to float32 rounding."""
+    from hai_edge.runtime.frontends._image import _resize_dense
+
+    img = np.random.default_rng(h * 7919 + w).random((h, w, c)).astype(np.float32)
+    out = resize_antialiased(img, out_h, out_w)
+    assert out.shape == (out_h, out_w, c) and out.dtype == np.float32
+    assert out.flags.c_contiguous
+    np.testing.assert_allclose(out, _resize_dense(img, out_h, out_w), rtol=0, atol=1e-6)
+
+
+def test_tap_tables_hold_the_dense_weights() -> None:
+    """Every window holds exactly the non-zero band of the dense Pillow weight matrix."""
+    from hai_edge.runtime.frontends._image import _resize_weights, _resize_windows
+
+    for n_in, n_out in [(750, 224), (224, 750), (5, 5), (1, 9), (2000, 3), (17, 16)]:
+        start, weights = _resize_windows(n_in, n_out)
+        dense = np.zeros((n_out, n_in))
+        for i in range(n_out):
+            dense[i, start[i] : start[i] + weights.shape[1]] += weights[i]
+        np.testing.assert_allclose(dense, _resize_weights(n_in, n_out), atol=1e-7)
+        assert not weights.flags.writeable and not start.flags.writeable  # cached, shared
+
+
 def test_downscaled_constant_stays_constant() -> None:
     img = np.full((301, 457, 3), 0.37, dtype=np.float32)
     np.testing.assert_allclose(resize_antialiased(img, 224, 224), 0.37, atol=1e-6)
@@ -122,6 +163,21 @@ def test_exif_orientation_hand_built(orientation: int) -> None:
     rgb = np.stack([BASE, BASE + 10, BASE + 20], axis=2)  # [H, W, C] keeps channels together
     out3 = apply_exif_orientation(rgb, orientation)
     np.testing.assert_array_equal(out3[:, :, 1], np.array(EXPECTED[orientation]) + 10)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_keeps_channels_for_every_layout(orientation: int) -> None:
+    """Pixels are moved whole (a void view) for contiguous [H, W, C]: same result as moving
+    each channel plane, for uint8/uint16/float32, 2-4 channels and non-contiguous input."""
+    rng = np.random.default_rng(orientation)
+    base = rng.integers(0, 60000, (6, 9, 4))
+    for a in (base.astype(np.uint8), base.astype(np.uint16), base[:, :, :2].astype(np.float32),
+              base.astype(np.uint8)[::2, 1:, :3], base[:, :, :1].astype(np.uint16)):
+        out = apply_exif_orientation(a, orientation)
+        assert out.dtype == a.dtype and out.flags.c_contiguous
+        for ch in range(a.shape[2]):
+            np.testing.assert_array_equal(out[:, :, ch],
+                                          apply_exif_orientation(a[:, :, ch], orientation))
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))

@@ -335,3 +335,20 @@ def test_probe_cli_errors_are_one_line(probe_data, tmp_path, capsys) -> None:
                         str(probe_data["bundle"])]) == 2
     assert "already exists" in capsys.readouterr().err
     assert not (tmp_path / "h.json").exists()
+
+
+def test_compact_head_is_equivalent_smaller_and_round_trips(tmp_path) -> None:
+    rng = np.random.default_rng(4)
+    head = Head(name="h", weights=rng.standard_normal(64), bias=0.2,
+                mean=rng.standard_normal(64), scale=rng.uniform(0.5, 2.0, 64),
+                calibration=Calibration(CalibrationKind.PLATT, a=0.7, b=-0.1))
+    small = head.compact()
+    x = rng.standard_normal((50, 64)) * 2
+    np.testing.assert_allclose(small.predict_proba(x), head.predict_proba(x), atol=1e-7)
+    assert not np.any(small.mean) and np.all(small.scale == 1)
+    assert len(small.to_json()) < 0.4 * len(head.to_json())
+    assert "standardize" not in json.loads(small.to_json())
+    small.save(tmp_path / "h.json")
+    back = load_head_file(tmp_path / "h.json")
+    assert np.array_equal(back.weights, small.weights) and back.bias == small.bias
+    np.testing.assert_array_equal(back.predict_proba(x), small.predict_proba(x))

@@ -45,6 +45,8 @@ HAI_DEF_TERMS_URL = "https://developers.google.com/health-ai-developer-foundatio
 HAI_DEF_NOTICE = ("HAI-DEF is provided under and subject to the Health AI Developer Foundations "
                   f"Terms of Use found at {HAI_DEF_TERMS_URL}")
 QUANT_DISTRIBUTIONS = ("nncf", "ai-edge-quantizer")
+# every bundle distilled from one of the project's reference teachers says so (teachers/_reference)
+REFERENCE_NOTICE = "demo, not for clinical use"
 
 
 class PrecisionChoice(str, enum.Enum):
@@ -344,6 +346,8 @@ def build_bundle(
             all_notices = list(notices)
             if teacher_d is not None:
                 prov["teacher"] = {**dict(prov.get("teacher") or {}), **teacher_d}
+            if str((prov.get("teacher") or {}).get("id", "")).startswith("reference:"):
+                all_notices.insert(0, REFERENCE_NOTICE)  # the project's demo teachers
             if _is_hai_def(prov.get("teacher")):
                 from .. import __version__
 

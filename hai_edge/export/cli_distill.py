@@ -80,6 +80,9 @@ def register(subparsers: Any) -> None:
     d.add_argument("--export-output", default="teacher", choices=("teacher", "student"),
                    help="embedding the bundle exports: the projection into the teacher's space "
                         "(default; teacher probes keep working) or the student's own")
+    d.add_argument("--init", metavar="RUN_DIR|pretrained:PRESET",
+                   help="warm start from another run's student, or a shipped pretrained one "
+                        "(same preset and teacher; keeps its normalisation)")
     d.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     d.set_defaults(func=_cmd_distill)
 
@@ -134,7 +137,7 @@ def _cmd_distill(args: argparse.Namespace) -> int:
         subgroups=_csv_list(args.subgroups), probe_repeats=args.probe_repeats,
         patience=args.patience,
         max_minutes=args.max_minutes, num_threads=args.threads, device=args.device,
-        student_aug=args.student_aug, export_output=args.export_output,
+        student_aug=args.student_aug, export_output=args.export_output, init=args.init,
         progress=not args.quiet,
     )
     result = distill(cfg)

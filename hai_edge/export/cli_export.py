@@ -93,8 +93,20 @@ def _load_run(path: Path, say: Any = _say) -> _Source:
     run = load_run(path)
     say(f"computing calibration inputs from {len(run.train_items)} training item(s)")
     cal = _evenly(student_inputs(run.spec, run.train_items), _MAX_CALIB_ROWS)
-    say(f"computing held-out inputs from {len(run.heldout_items)} held-out item(s)")
-    held = _evenly(student_inputs(run.spec, run.heldout_items), _MAX_HELDOUT_ROWS)
+    from .distill import heldout_with_targets
+
+    said = heldout_with_targets(path)
+    targets = None
+    if said is not None:  # the rows the run's report scored, with the teacher's embeddings
+        held_all, targets_all = said
+        say(f"held-out inputs: {len(held_all)} clean rows of {len(run.heldout_items)} held-out "
+            "item(s), with their teacher embeddings")
+        held, targets = _evenly(held_all, _MAX_HELDOUT_ROWS), _evenly(targets_all,
+                                                                      _MAX_HELDOUT_ROWS)
+    else:
+        say(f"computing held-out inputs from {len(run.heldout_items)} held-out item(s) (the "
+            "run's embedding store is gone: no INT8-vs-teacher figures)")
+        held = _evenly(student_inputs(run.spec, run.heldout_items), _MAX_HELDOUT_ROWS)
     meta = dict(run.meta or {})
     prov = {k: meta[k] for k in ("data_hash", "student", "command") if k in meta}
     corpus = (meta.get("data") or {}).get("corpus_hash") if isinstance(meta.get("data"), dict) else None
@@ -103,7 +115,7 @@ def _load_run(path: Path, say: Any = _say) -> _Source:
     prov["run_dir"] = str(path)
     return _Source(model=run.model, spec=run.spec, name=str(meta.get("name") or path.name),
                    teacher=run.teacher_info, calibration=cal, heldout=held,
-                   teacher_targets=getattr(run, "heldout_targets", None),
+                   teacher_targets=targets,
                    heads=tuple(getattr(run, "heads", None) or ()), provenance=prov,
                    heldout_paths=frozenset(str(Path(i.path).resolve()) for i in run.heldout_items))
 
@@ -229,6 +241,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
         raise HaiEdgeError(f"{source}: no such run directory or checkpoint")
     if not 0 <= args.max_cosine_drop < 1:
         raise HaiEdgeError("--max-cosine-drop must be in [0, 1)")
+    if args.golden_items < 1:
+        raise HaiEdgeError("--golden-items must be >= 1")
     profile = None
     if args.device:
         from ..devices.profiles import load_profile
@@ -261,14 +275,15 @@ def _cmd_export(args: argparse.Namespace) -> int:
                                   min_cross_cosine=args.min_cross_cosine,
                                   min_centred_cosine=(None if args.min_centred_cosine < -0.999
                                                       else args.min_centred_cosine)),
-        allow_degraded=args.allow_degraded, device=profile.id if profile else None)
+        allow_degraded=args.allow_degraded, device=profile.id if profile else None,
+        golden_items=args.golden_items)
     prov = dict(src.provenance)
     prov["command"] = _command_line(args)
     bundle = build_bundle(
         src.model, src.spec, args.output, name=args.name or src.name, options=options,
         calibration=src.calibration, heldout=src.heldout, teacher=src.teacher,
         teacher_targets=src.teacher_targets, heads=src.heads, provenance=prov,
-        notices=("demo, not for clinical use",), overwrite=args.overwrite,
+        overwrite=args.overwrite,
         progress=None if args.quiet else _say)
     m = bundle.manifest
     print(f"wrote bundle {bundle.root} ({m.modality.value}, {m.embedding_dim}-d, "
@@ -334,6 +349,9 @@ def register(subparsers: Any) -> None:
                         "exposes INT8 noise hidden by a shared offset; -1 disables)")
     e.add_argument("--allow-degraded", action="store_true",
                    help="keep models that fail a gate (recorded as an override in the manifest)")
+    e.add_argument("--golden-items", type=int, default=3, metavar="N",
+                   help="golden inputs in golden.json (default 3; 1 keeps a bundle for the "
+                        "browser app small)")
     e.add_argument("--name", help="bundle name (default: from the source)")
     e.add_argument("--overwrite", action="store_true", help="replace an existing bundle")
     e.add_argument("--spec", help="front-end spec JSON for a checkpoint without one")

@@ -2,6 +2,9 @@
 
 reference teacher -> teacher embeddings -> short distillation -> FP32 + INT8 export to ONNX,
 OpenVINO and TFLite with gates -> benchmark -> embed a sample with every engine -> summary.
+The distillation fine-tunes the student the package ships (distilled from the same reference
+teacher on the full public data, ``hai_edge.export.demo_bundles``); ``--from-scratch`` starts
+from random weights instead, which a few dozen files cannot train well.
 
 It proves the machinery works end to end on this machine; it does not prove clinical quality:
 the reference teachers are the project's own small demo encoders (not HeAR / Derm Foundation),
@@ -85,9 +88,22 @@ def _teacher_latency_ms(teacher: Any, modality: str) -> float:
     return (time.perf_counter() - t0) / 3 * 1e3
 
 
+def _warm_start(plan: _Plan, teacher_spec: str | None, from_scratch: bool) -> str | None:
+    """``pretrained:<preset>`` when the package ships a student distilled from the same
+    reference teacher on the full public data: a few dozen files can fine-tune it, but cannot
+    train a useful student from random weights (held-out centred cosine ~0)."""
+    from .students.pretrained import PRETRAINED_DIR
+
+    if from_scratch or teacher_spec not in (None, f"reference:{plan.modality}"):
+        return None
+    if not (PRETRAINED_DIR / plan.student / "student.json").is_file():
+        return None
+    return f"pretrained:{plan.student}"
+
+
 def _run_modality(plan: _Plan, out_dir: Path, quick: bool, say: Callable[[str], None],
                   teacher_spec: str | None = None, epochs: int | None = None,
-                  allow_degraded: bool = False) -> DemoResult:
+                  allow_degraded: bool = False, from_scratch: bool = False) -> DemoResult:
     from ..bundle import Bundle
     from ..devices.bench import render_table, run_benchmark
     from ..runtime import Embedder
@@ -115,14 +131,16 @@ def _run_modality(plan: _Plan, out_dir: Path, quick: bool, say: Callable[[str], 
                teacher, items, store_dir, spec=spec, views=views, batch_size=16,
                progress=sys.stderr.isatty()))
     teacher.close()
+    init = _warm_start(plan, teacher_spec, from_scratch)
     cfg = DistillConfig(
         data=str(plan.data), student=plan.student, run_dir=str(work / "run"), targets=str(store_dir),
-        epochs=epochs or (25 if quick else 40), batch_size=32, holdout=0.25,
-        group_col=plan.group_col,
-        patience=8, seed=0, progress=sys.stderr.isatty(),
+        epochs=epochs or ((6 if quick else 15) if init else (25 if quick else 40)),
+        batch_size=32, holdout=0.25, group_col=plan.group_col, lr=5e-4 if init else 3e-3,
+        patience=8, seed=0, progress=sys.stderr.isatty(), init=init,
     )
-    result = st.run("distill", f"distil student {plan.student} ({cfg.epochs} epochs max)",
-                    lambda: distill(cfg))
+    how = f"fine-tune the shipped {plan.student} student" if init else \
+        f"distil student {plan.student} from scratch"
+    result = st.run("distill", f"{how} ({cfg.epochs} epochs max)", lambda: distill(cfg))
     art = load_run(work / "run")
     calib = student_inputs(art.spec, art.train_items, max_rows=64)
     held = student_inputs(art.spec, art.heldout_items, max_rows=32)
@@ -194,7 +212,7 @@ def _summary(results: list[DemoResult], total_s: float, say: Callable[[str], Non
 def run_demo(out_dir: str | Path, *, quick: bool = False, modalities: tuple[str, ...] = ("audio", "image"),
              say: Callable[[str], None] = print,
              teachers: dict[str, str] | None = None, epochs: int | None = None,
-             allow_degraded: bool = False) -> list[DemoResult]:
+             allow_degraded: bool = False, from_scratch: bool = False) -> list[DemoResult]:
     """Run the demo; ``teachers`` may replace the reference teacher per modality (a teacher spec)."""
     out = Path(out_dir)
     if not DEMO_DATA.is_dir():
@@ -206,6 +224,6 @@ def run_demo(out_dir: str | Path, *, quick: bool = False, modalities: tuple[str,
         say(f"[{i}/{len(modalities)}] {modality}: {plan.data.parent.name} sample set -> "
             f"{plan.bundle_name}")
         results.append(_run_modality(plan, out, quick, say, (teachers or {}).get(modality), epochs,
-                                     allow_degraded))
+                                     allow_degraded, from_scratch))
     _summary(results, time.perf_counter() - t0, say)
     return results

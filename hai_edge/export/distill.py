@@ -102,6 +102,7 @@ class DistillConfig:
     student_aug: StudentAug = StudentAug.NONE
     export_output: ExportOutput = ExportOutput.TEACHER
     stop_after_epoch: int | None = None  # pause (resumably) after this epoch
+    init: str | None = None  # warm start: a run directory or pretrained:<preset>
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -275,9 +276,12 @@ def _student_spec(preset: StudentPreset, teacher: Mapping[str, Any]
 
 
 def _fingerprint(cfg: DistillConfig, preset: StudentPreset, spec_dict: Mapping[str, Any],
-                 rows: Mapping[str, np.ndarray], split: Mapping[str, list[str]]) -> str:
+                 rows: Mapping[str, np.ndarray], split: Mapping[str, list[str]],
+                 init_sha: str | None = None) -> str:
     """What the trained weights depend on; a checkpoint with another fingerprint is refused."""
     h = hashlib.sha256()
+    if init_sha:
+        h.update(f"init:{init_sha}\n".encode())
     keys = ("student", "epochs", "batch_size", "lr", "weight_decay", "loss", "seed", "holdout",
             "student_aug")
     d = cfg.to_dict()
@@ -288,6 +292,29 @@ def _fingerprint(cfg: DistillConfig, preset: StudentPreset, spec_dict: Mapping[s
         h.update(f"{sid}\0{aug}\n".encode())
     h.update(np.ascontiguousarray(rows["vector"], dtype=np.float32).tobytes())
     return h.hexdigest()
+
+
+def _load_init(cfg: DistillConfig, preset: StudentPreset, teacher: Mapping[str, Any],
+               spec: AudioFrontendSpec | ImageFrontendSpec) -> Any:
+    """The warm-start weights (``students.pretrained``), checked against this run."""
+    if not cfg.init:
+        return None
+    from .students.pretrained import load_init
+
+    init = load_init(cfg.init)
+    where = f"--init {cfg.init}"
+    if init.preset != preset.name:
+        raise HaiEdgeError(f"{where}: is a {init.preset} student; this run trains {preset.name}")
+    if init.teacher_id != teacher.get("id"):
+        raise HaiEdgeError(f"{where}: follows teacher {init.teacher_id!r}; this store's is "
+                           f"{teacher.get('id')!r}")
+    ignore = ("feature_mean", "feature_std")
+    mine = {k: v for k, v in spec.to_dict().items() if k not in ignore}
+    theirs = {k: v for k, v in init.preprocessing.items() if k not in ignore}
+    if mine != theirs:
+        diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+        raise HaiEdgeError(f"{where}: was trained with another front end ({', '.join(diff)})")
+    return init
 
 
 def _build_model(preset: StudentPreset, teacher_dim: int, seed: int) -> Any:
@@ -373,6 +400,7 @@ def _distill(cfg: DistillConfig) -> RunResult:
     if len(held_rows["sample_id"]) == 0:
         raise HaiEdgeError("the held-out items have no clean view (view 0) in the store")
     spec = _student_spec(preset, teacher)
+    init = _load_init(cfg, preset, teacher, spec)
 
     def feat_progress(name: str) -> Any:
         def cb(done: int, total: int) -> None:
@@ -392,6 +420,9 @@ def _distill(cfg: DistillConfig) -> RunResult:
         clean = np.flatnonzero(train_rows["view"] == 0)
         feat_mean, feat_std = fit_feature_norm(train_cache.x[clean] if len(clean) else
                                                train_cache.x)
+        if init is not None:  # the init's weights expect its own standardisation
+            feat_mean = float(init.preprocessing["feature_mean"])
+            feat_std = float(init.preprocessing["feature_std"])
         spec = dataclasses.replace(spec, feature_mean=feat_mean, feature_std=feat_std)
     held_cache = build_feature_cache(spec, held_rows, by_id, cache_dir, "heldout",
                                      dtype="float32", progress=feat_progress("held-out"))
@@ -400,6 +431,12 @@ def _distill(cfg: DistillConfig) -> RunResult:
     shift = t_train.mean(axis=0)
     scale = float(np.sqrt(np.mean(np.sum((t_train - shift) ** 2, axis=1)) / t_train.shape[1]))
     scale = max(scale, 1e-8)
+    if init is not None:  # ... and its target normalisation
+        if init.teacher_dim != t_train.shape[1]:
+            raise HaiEdgeError(f"--init {init.source}: follows a {init.teacher_dim}-d teacher; "
+                               f"this store's is {t_train.shape[1]}-d")
+        shift = init.state_dict["head.shift"].numpy().astype(np.float32)
+        scale = float(init.state_dict["head.scale"])
     setup = TrainSetup(
         train_x=train_cache.x, train_z=((t_train - shift) / scale).astype(np.float32),
         held_x=held_cache.x, held_t=np.asarray(held_rows["vector"], np.float32),
@@ -407,12 +444,15 @@ def _distill(cfg: DistillConfig) -> RunResult:
     )
     dim = int(t_train.shape[1])
     model = _build_model(preset, dim, cfg.seed)
+    if init is not None:
+        model.load_state_dict(init.state_dict)
     with torch.no_grad():
         model.head.shift.copy_(torch.from_numpy(shift))
         model.head.scale.fill_(scale)
     device = _device(cfg)
     run_cfg = dataclasses.replace(cfg, device=device)
-    fingerprint = _fingerprint(cfg, preset, spec.to_dict(), rows, split)
+    fingerprint = _fingerprint(cfg, preset, spec.to_dict(), rows, split,
+                               init.sha256 if init is not None else None)
     state, best = train(model, setup, run_cfg, run_dir / "checkpoint.pt", fingerprint,
                         deadline=deadline, progress=progress,
                         on_epoch_end=_EPOCH_HOOK.get("hook"))
@@ -476,7 +516,9 @@ def _distill(cfg: DistillConfig) -> RunResult:
                                "apply" if cfg.export_output is ExportOutput.TEACHER else
                                "the bundle outputs the student's own embedding; probes must be "
                                "trained on it")},
-        "training": {"epochs_done": state.epoch, "best_epoch": state.best_epoch,
+        "training": {"init": ({"source": init.source, "sha256": init.sha256}
+                              if init is not None else None),
+                     "epochs_done": state.epoch, "best_epoch": state.best_epoch,
                      "best_heldout_cosine": round(state.best_cosine, 6),
                      "stopped": state.stopped or "completed", "history": state.history,
                      "wall_s_this_call": round(time.monotonic() - t_start, 1),
@@ -510,6 +552,31 @@ def _split_items(split: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str,
     items = load_corpus(data["path"], data["modality"], group_col=data.get("group_col"),
                         id_col=data.get("id_col"), path_col=data.get("path_col"))
     return {it.item_id: it for it in items}
+
+
+def heldout_with_targets(run_dir: str | os.PathLike[str]
+                         ) -> tuple[np.ndarray, np.ndarray] | None:
+    """The run's held-out model inputs (clean view of every held-out window/photo, as the
+    report scored them) and the teacher's embeddings of the same rows, aligned; None when the
+    run's embedding store is no longer where run.json says. The inputs come from the run's
+    feature cache (recomputed, identically, if it was deleted)."""
+    root = Path(run_dir)
+    meta = json.loads((root / "run.json").read_text())
+    store_dir = Path((meta.get("targets") or {}).get("store", ""))
+    if not (store_dir / "store.json").is_file():
+        return None
+    split = json.loads((root / "split.json").read_text())
+    by_id = _split_items(split, meta["data"])
+    rows = EmbeddingStore(store_dir).load()
+    held_ids = set(split["heldout"])
+    mask = np.array([str(i) in held_ids for i in rows["item_id"]]) & (rows["view"] == 0)
+    held_rows = select_rows(rows, mask)
+    if len(held_rows["sample_id"]) == 0:
+        return None
+    spec = spec_from_dict(meta["preprocessing"])
+    cache = build_feature_cache(spec, held_rows, by_id, root / "cache", "heldout",
+                                dtype="float32")
+    return np.asarray(cache.x, dtype=np.float32), np.asarray(held_rows["vector"], np.float32)
 
 
 def load_run(run_dir: str | os.PathLike[str]) -> RunArtifacts:

@@ -328,11 +328,12 @@ def train_head(rows: EmbeddedRows, name: str, *, labels: tuple[str, str],
     }
     if notes:
         training["warnings"] = notes
+    training["standardisation"] = "folded into the weights (Head.compact)"
     return Head(name=name, weights=clf.coef_[0].astype(np.float64),
                 bias=float(clf.intercept_[0]), mean=scaler.mean_.astype(np.float64),
                 scale=np.where(scaler.scale_ > 0, scaler.scale_, 1.0).astype(np.float64),
                 threshold=float(threshold), calibration=cal, labels=labels,
-                training=training, notice=notice)
+                training=training, notice=notice).compact()
 
 
 # ------------------------------------------------------------------------------ evaluation

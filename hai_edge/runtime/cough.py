@@ -196,7 +196,8 @@ class CoughPipeline:
         self.spec: AudioFrontendSpec = spec
         try:
             self.heads: list[Head] = load_heads(self.bundle, heads, verify=False)  # loaded verified
-            self.detector = detector or detector_from_bundle(self.bundle, spec.sample_rate)
+            self.detector = detector or detector_from_bundle(
+                self.bundle, spec.sample_rate, embed=self.embedder.embed_inputs)
         except BaseException:
             self.embedder.close()
             raise

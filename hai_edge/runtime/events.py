@@ -28,7 +28,7 @@ import dataclasses
 import enum
 import math
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -49,6 +49,12 @@ _EPS = 1e-12
 _MIN_DB = -120.0
 _FRAMES_PER_BATCH = 512
 _MAX_RISE_DB = 20.0  # per band, so one loud band (a tone) cannot pass the flux gate alone
+# Digital silence (a muted or just-opened stream, a gap of zeros in a file) says nothing about the
+# room's noise floor, so it never lowers it: frames with band power at or below _SILENCE_DB (below
+# what 16-bit audio can represent) or with at least a quarter of their samples exactly zero (which
+# also catches the frames straddling the edge of the silence) are not fed to the floor tracker.
+_SILENCE_DB = -110.0
+_SILENT_ZERO_FRACTION = 0.25
 
 
 @dataclasses.dataclass(frozen=True)
@@ -263,8 +269,10 @@ class _EnergyStream:
         frames = np.lib.stride_tricks.sliding_window_view(self.buf, self.win)[:: self.hop]
         out: list[Event] = []
         for i in range(0, n, _FRAMES_PER_BATCH):  # bounded memory on long recordings
-            for lv in self._levels(frames[i : min(n, i + _FRAMES_PER_BATCH)]):
-                out.extend(self._step(lv))
+            batch = frames[i : min(n, i + _FRAMES_PER_BATCH)]
+            zeros = np.count_nonzero(batch == 0, axis=1) >= _SILENT_ZERO_FRACTION * self.win
+            for lv, z in zip(self._levels(batch), zeros):
+                out.extend(self._step(lv, bool(z)))
         self.buf = self.buf[n * self.hop :].copy()
         return out
 
@@ -275,8 +283,10 @@ class _EnergyStream:
         out: list[Event] = []
         if self.buf.size > self.win - self.hop:
             pad = np.zeros(self.win, dtype=np.float32)
-            pad[: min(self.win, self.buf.size)] = self.buf[: self.win]
-            out.extend(self._step(self._levels(pad[None])[0]))
+            real = self.buf[: self.win]
+            pad[: real.size] = real
+            zeros = np.count_nonzero(real == 0) >= _SILENT_ZERO_FRACTION * real.size
+            out.extend(self._step(self._levels(pad[None])[0], bool(zeros)))
         self.flushed = True
         if self.state is _State.ACTIVE and self.ev is not None:
             self._close_active()
@@ -298,11 +308,11 @@ class _EnergyStream:
         off = max(floor_total + cfg.off_db, cfg.abs_min_db - (cfg.on_db - cfg.off_db))
         return on, off
 
-    def _step(self, lv: np.ndarray) -> list[Event]:
+    def _step(self, lv: np.ndarray, zeros: bool = False) -> list[Event]:
         cfg, f = self.cfg, self.frame
         self.frame += 1
         out: list[Event] = []
-        if self.state is not _State.ACTIVE:
+        if self.state is not _State.ACTIVE and lv[0] > _SILENCE_DB and not zeros:
             self.floors.feed(f, lv)
         else:
             self.floors.age(f)
@@ -389,17 +399,20 @@ class _EnergyStream:
 
 
 # ---------------------------------------------------------------------------- plug-in point
-DETECTOR_KINDS = ("energy",)
+DETECTOR_KINDS = ("energy", "energy_head")
 
 
-def detector_from_bundle(bundle: Any, sample_rate: int | None = None) -> EventDetector:
+def detector_from_bundle(bundle: Any, sample_rate: int | None = None, *,
+                         embed: Callable[[np.ndarray], np.ndarray] | None = None
+                         ) -> EventDetector:
     """The event detector a bundle declares, else the energy baseline at the bundle's rate.
 
     A bundle declares one in ``manifest["heads"]`` as an entry with ``"role": "detector"``:
-    ``{"name": "cough-events", "role": "detector", "kind": "energy", "params": {...}}``. Only the
-    ``energy`` kind exists in this version; a learned detector adds its kind here (a head on the
-    student embedding, or its own model file listed in the manifest) and bundles that need it are
-    refused by older versions with a clear message instead of being run without it.
+    ``{"name": "cough-events", "role": "detector", "kind": "energy", "params": {...}}``, or the
+    learned ``energy_head`` kind (``hai_edge.runtime.events_learned``), which verifies each
+    energy candidate with a head on the bundle's embedding and so needs ``embed`` (model inputs
+    -> embeddings). A kind this version does not know is refused with a clear message instead
+    of being run without it.
     """
     manifest = bundle.manifest
     rate = int(sample_rate or getattr(manifest.preprocessing, "sample_rate", 16000))
@@ -415,6 +428,13 @@ def detector_from_bundle(bundle: Any, sample_rate: int | None = None) -> EventDe
         if not isinstance(params, dict):
             raise BundleError(f"{bundle.root}: detector params must be an object")
         return EnergyDetector(rate, EnergyDetectorConfig.from_dict(params))
+    if kind == "energy_head":
+        from .events_learned import verified_detector_from_entry
+
+        spec = manifest.preprocessing
+        if rate != getattr(spec, "sample_rate", None):
+            raise BundleError(f"{bundle.root}: the energy_head detector runs at the bundle rate")
+        return verified_detector_from_entry(bundle, entry, spec, embed)
     raise BundleError(
         f"{bundle.root}: event detector kind {kind!r} is not supported by this hai-edge "
         f"(knows: {', '.join(DETECTOR_KINDS)}); upgrade hai-edge"

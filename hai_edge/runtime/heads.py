@@ -42,6 +42,7 @@ __all__ = [
     "Head",
     "HeadKind",
     "head_entries",
+    "load_head_entry",
     "load_head_file",
     "load_heads",
 ]
@@ -182,6 +183,16 @@ class Head:
         """Calibrated probability of ``labels[1]`` per row, float64 ``[n]``."""
         return self.calibration.apply(self.decision_function(embeddings))
 
+    def compact(self) -> Head:
+        """The same head with the standardisation folded into the weights and the vectors
+        rounded to 9 significant digits: about a fifth of the JSON, which matters where the file
+        travels (the PWA caches every byte on the phone). Probabilities change by ~1e-7."""
+        w = self.weights / self.scale
+        bias = float(self.bias - np.dot(self.mean, w))
+        w9 = np.array([float(f"{v:.9g}") for v in w])  # 9 digits: float32's precision, exact
+        return dataclasses.replace(self, weights=w9, bias=bias, mean=np.zeros_like(w9),
+                                   scale=np.ones_like(w9))
+
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
             "format": HEAD_FORMAT,
@@ -213,7 +224,10 @@ class Head:
         return entry
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=1) + "\n"
+        d = self.to_dict()
+        if not np.any(self.mean) and np.all(self.scale == 1.0):
+            del d["standardize"]  # the identity (a compact head): readers default to it
+        return json.dumps(d, separators=(",", ":")) + "\n"
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the head file atomically."""
@@ -311,23 +325,27 @@ def load_heads(bundle: Any, names: Sequence[str] | None = None, *, verify: bool 
             raise BundleError(f"{bundle.root}: no head {missing[0]!r} in this bundle "
                               f"(it has: {', '.join(sorted(known)) or 'none'})")
         entries = [h for h in entries if h.get("name") in names]
-    heads: list[Head] = []
-    for entry in entries:
-        file = entry.get("file")
-        where = f"{bundle.root}: head {entry.get('name')!r}"
-        if not isinstance(file, str) or file not in manifest.files:
-            raise BundleError(f"{where}: its file {file!r} is not listed in the manifest's files")
-        if verify:
-            bundle.verify([file])
-        head = load_head_file(bundle.path_of(file))
-        if head.name != entry.get("name"):
-            raise BundleError(f"{where}: the file is for head {head.name!r}")
-        file_dict = head.manifest_entry(file)
-        for key in _SUMMARY_KEYS:
-            if key in entry and not _same(entry[key], file_dict[key]):
-                raise BundleError(f"{where}: manifest {key} differs from the head file")
-        if head.dim != manifest.embedding_dim:
-            raise BundleError(f"{where}: trained on {head.dim}-d embeddings, the bundle's are "
-                              f"{manifest.embedding_dim}-d")
-        heads.append(head)
-    return heads
+    return [load_head_entry(bundle, entry, verify=verify) for entry in entries]
+
+
+def load_head_entry(bundle: Any, entry: Mapping[str, Any], *, verify: bool = True) -> Head:
+    """The head that a manifest entry (a scoring head, or a learned detector's head) points at:
+    its file is checked against its sha256, against the entry, and against the embedding size."""
+    manifest = bundle.manifest
+    file = entry.get("file")
+    where = f"{bundle.root}: head {entry.get('name')!r}"
+    if not isinstance(file, str) or file not in manifest.files:
+        raise BundleError(f"{where}: its file {file!r} is not listed in the manifest's files")
+    if verify:
+        bundle.verify([file])
+    head = load_head_file(bundle.path_of(file))
+    if head.name != entry.get("name"):
+        raise BundleError(f"{where}: the file is for head {head.name!r}")
+    file_dict = head.manifest_entry(file)
+    for key in _SUMMARY_KEYS:
+        if key in entry and not _same(entry[key], file_dict[key]):
+            raise BundleError(f"{where}: manifest {key} differs from the head file")
+    if head.dim != manifest.embedding_dim:
+        raise BundleError(f"{where}: trained on {head.dim}-d embeddings, the bundle's are "
+                          f"{manifest.embedding_dim}-d")
+    return head

@@ -34,6 +34,7 @@ from ._image import (
     decode_image_bytes,
     megapixels,
     open_input_file,
+    reduce_decoded,
     source_name,
 )
 
@@ -82,9 +83,14 @@ def load_images(
     draft_min_side: int | None = None,
     source: str | None = None,
 ) -> list[DecodedImage]:
-    """All images in a file: one per DICOM frame, else the single decoded photo."""
+    """All images in a file: one per DICOM frame, else the single decoded photo.
+
+    ``draft_min_side`` applies the same reduction policy to every format (see
+    ``decoders._image``): reduced DCT scale for JPEG, a box average for DICOM frames and others.
+    """
     if is_dicom(path):
-        return decode_dicom(path, max_pixels=max_pixels, min_side=min_side, source=source)
+        return decode_dicom(path, max_pixels=max_pixels, min_side=min_side,
+                            draft_min_side=draft_min_side, source=source)
     return [
         decode_image(
             path,
@@ -106,7 +112,8 @@ def load_images_bytes(
 ) -> list[DecodedImage]:
     """:func:`load_images` for an in-memory file; DICOM is recognised by content or name."""
     if is_dicom_bytes(data) or str(source).lower().endswith(_DICOM_SUFFIXES):
-        return decode_dicom_bytes(data, source, max_pixels=max_pixels, min_side=min_side)
+        return decode_dicom_bytes(data, source, max_pixels=max_pixels, min_side=min_side,
+                                  draft_min_side=draft_min_side)
     return [
         decode_image_bytes(
             data, source, max_pixels=max_pixels, min_side=min_side, draft_min_side=draft_min_side
@@ -119,24 +126,34 @@ def decode_dicom(
     *,
     max_pixels: int = 100_000_000,
     min_side: int = 1,
+    draft_min_side: int | None = None,
     source: str | None = None,
 ) -> list[DecodedImage]:
-    """Decode every frame of a DICOM file (``frame`` is set only for multi-frame files)."""
+    """Decode every frame of a DICOM file (``frame`` is set only for multi-frame files).
+
+    With ``draft_min_side`` each frame far larger than needed is box-reduced by the factor a
+    JPEG photo of that size would be decoded at (``decoders._image.reduction_factor``).
+    """
     src = source_name(path, source)
     check_input_file(path, src)
     with open_input_file(path, src) as fp:
-        return _decode(fp, src, max_pixels, min_side)
+        return _decode(fp, src, max_pixels, min_side, draft_min_side)
 
 
 def decode_dicom_bytes(
-    data: bytes, source: str, *, max_pixels: int = 100_000_000, min_side: int = 1
+    data: bytes,
+    source: str,
+    *,
+    max_pixels: int = 100_000_000,
+    min_side: int = 1,
+    draft_min_side: int | None = None,
 ) -> list[DecodedImage]:
     src = str(source)
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise InputError(src, f"expected bytes, got {type(data).__name__}")
     if len(data) == 0:
         raise InputError(src, "empty file (0 bytes)")
-    return _decode(io.BytesIO(bytes(data)), src, max_pixels, min_side)
+    return _decode(io.BytesIO(bytes(data)), src, max_pixels, min_side, draft_min_side)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -151,7 +168,9 @@ def _import_pydicom() -> Any:
     return pydicom
 
 
-def _decode(fp: BinaryIO, src: str, max_pixels: int, min_side: int) -> list[DecodedImage]:
+def _decode(
+    fp: BinaryIO, src: str, max_pixels: int, min_side: int, draft_min_side: int | None = None
+) -> list[DecodedImage]:
     pydicom = _import_pydicom()
     with _quiet_pydicom(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pydicom warnings may quote header values
@@ -185,15 +204,19 @@ def _decode(fp: BinaryIO, src: str, max_pixels: int, min_side: int) -> list[Deco
             raise InputError(src, _CORRUPT)
         pi = str(meta.get("photometric_interpretation", geo["pi"]) or geo["pi"]).strip().upper()
         out = _to_uint8(pydicom, ds, arr, pi, geo, src)
-    return [
-        DecodedImage(
-            pixels=np.ascontiguousarray(out[i]),
+    stored = (geo["cols"], geo["rows"])
+    images = []
+    for i in range(frames):
+        pixels, factor = reduce_decoded(out[i], stored, draft_min_side)
+        images.append(DecodedImage(
+            pixels=np.ascontiguousarray(pixels),
             orientation=1,
             source=src,
             frame=i if frames > 1 else None,
-        )
-        for i in range(frames)
-    ]
+            reduction=factor,
+            stored_size=stored if factor > 1 else None,
+        ))
+    return images
 
 
 class _DropThisThread(logging.Filter):

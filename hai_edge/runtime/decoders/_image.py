@@ -8,6 +8,14 @@ The decompression-bomb limit is checked from the header (``Image.open`` is lazy)
 pixel is decoded. Pillow's own global limit (``Image.MAX_IMAGE_PIXELS``) is neither relied on nor
 changed: its warning is silenced locally, and when its error fires first the header is re-read
 without it so that our ``max_pixels`` is the only limit that applies.
+
+Reduction policy (one for every decoder, DICOM included): an image far larger than the model
+needs is reduced at decode by the power-of-two factor (2, 4 or 8) that keeps its shorter side
+>= ``draft_min_side`` (:func:`reduction_factor`). JPEG gets it from libjpeg's reduced DCT scale
+(Pillow draft mode: fast, the full image is never decoded); every other source is decoded in
+full and box-averaged by the same factor (:func:`box_reduce`), which is what the DCT scaling
+computes too (the mean of each block), so a photo and a DICOM/PNG of the same pixels reach the
+front end with nearly the same pixels.
 """
 
 from __future__ import annotations
@@ -29,8 +37,11 @@ from ...errors import InputError, MissingDependencyError
 
 __all__ = [
     "DecodedImage",
+    "box_reduce",
     "decode_image",
     "decode_image_bytes",
+    "reduce_decoded",
+    "reduction_factor",
 ]
 
 _EXIF_ORIENTATION = 0x0112
@@ -42,13 +53,17 @@ class DecodedImage:
     """Pixels exactly as stored (``uint8``/``uint16``, ``[H, W]`` or ``[H, W, C]``, C in 1..4).
 
     ``orientation`` is the EXIF orientation (1..8; 1 when absent or invalid) still to be applied;
-    ``frame`` is the frame index within a multi-frame DICOM file, else ``None``.
+    ``frame`` is the frame index within a multi-frame DICOM file, else ``None``. ``reduction``
+    is the factor the decoder reduced the image by (1, 2, 4 or 8; see the module docstring) and
+    ``stored_size`` the ``(width, height)`` as stored in the file, before that reduction.
     """
 
     pixels: np.ndarray
     orientation: int
     source: str
     frame: int | None = None
+    reduction: int = 1
+    stored_size: tuple[int, int] | None = None  # None: the same as the pixels
 
     @property
     def height(self) -> int:
@@ -62,11 +77,135 @@ class DecodedImage:
     def channels(self) -> int:
         return 1 if self.pixels.ndim == 2 else int(self.pixels.shape[2])
 
+    @property
+    def full_size(self) -> tuple[int, int]:
+        """``(width, height)`` of the image as stored (not reduced, not EXIF-rotated)."""
+        return self.stored_size if self.stored_size is not None else (self.width, self.height)
+
     def __repr__(self) -> str:  # never dumps pixel values
         return (
             f"DecodedImage(source={self.source!r}, shape={tuple(self.pixels.shape)}, "
-            f"dtype={self.pixels.dtype}, orientation={self.orientation}, frame={self.frame})"
+            f"dtype={self.pixels.dtype}, orientation={self.orientation}, frame={self.frame}, "
+            f"reduction={self.reduction})"
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# reduction policy (shared with the DICOM decoder)
+
+_FACTORS = (8, 4, 2)
+
+
+def reduction_factor(width: int, height: int, min_side: int | None) -> int:
+    """The power-of-two factor (1, 2, 4 or 8) an image of ``width`` x ``height`` is reduced by.
+
+    Exactly the DCT scale Pillow's JPEG draft mode picks when asked for the smallest size
+    whose sides stay >= the image scaled so that its shorter side is ``min_side``: the largest
+    ``s`` in (8, 4, 2) with ``s <= min(W // ceil(W f), H // ceil(H f))``, ``f = min_side /
+    min(W, H)``; 1 when ``min_side`` is None or the image is not larger than that.
+    """
+    short = min(width, height)
+    if min_side is None or min_side < 1 or short <= min_side:
+        return 1
+    f = min_side / short
+    scale = min(width // max(1, math.ceil(width * f)), height // max(1, math.ceil(height * f)))
+    return next((s for s in _FACTORS if scale >= s), 1)
+
+
+def box_reduce(pixels: np.ndarray, factor: int) -> np.ndarray:
+    """Average ``factor`` x ``factor`` blocks of uint8/uint16 ``[H, W]`` / ``[H, W, C]`` pixels.
+
+    The output has the JPEG reduced-scale size ``ceil(H / factor) x ceil(W / factor)`` and the
+    input's dtype: each pixel is the mean of its block, rounded half up (partial blocks at the
+    right and bottom edges average the pixels they have). With alpha (C = 2 or 4) colours are
+    averaged weighted by alpha (premultiplied), so compositing over white afterwards gives the
+    mean of the composited block. Strided adds, not a reduction over a reshaped block axis:
+    numpy adds whole planes at a time, which is several times faster.
+    """
+    a = np.asarray(pixels)
+    k = int(factor)
+    if k not in (1, *_FACTORS):
+        raise ValueError(f"box_reduce factor must be 1, 2, 4 or 8, got {factor}")
+    if k == 1:
+        return a
+    if a.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"box_reduce expects uint8 or uint16 pixels, got {a.dtype}")
+    grey = a.ndim == 2
+    if grey:
+        a = a[:, :, None]
+    h, w, c = a.shape
+    if c in (2, 4):
+        out = _box_reduce_alpha(a, k)
+    else:
+        acc = np.uint16 if a.dtype == np.uint8 else np.uint32  # k <= 8: no overflow
+        sums = _block_sums(a, k, acc)
+        n = k * k  # full blocks: a shift (k is a power of two); partial edge blocks: divide
+        out = np.right_shift(sums + acc(n // 2), n.bit_length() - 1).astype(a.dtype)
+        if h % k or w % k:
+            counts = _block_counts(h, k)[:, None, None] * _block_counts(w, k)[None, :, None]
+            for edge in (np.s_[-1:, :], np.s_[:, -1:]):
+                c = counts[edge].astype(acc)
+                out[edge] = ((sums[edge] + c // 2) // c).astype(a.dtype)
+    return out[:, :, 0] if grey else out
+
+
+def _block_counts(size: int, k: int) -> np.ndarray:
+    """Pixels per block along one axis (k, except a partial last block)."""
+    counts = np.full(-(-size // k), k, dtype=np.int64)
+    if size % k:
+        counts[-1] = size % k
+    return counts
+
+
+def _block_sums(a: np.ndarray, k: int, acc: Any) -> np.ndarray:
+    """Sums of ``k`` x ``k`` blocks of ``[H, W, C]`` in dtype ``acc`` (partial edge blocks too)."""
+    h, w, c = a.shape
+    rows = np.zeros((-(-h // k), w, c), dtype=acc)
+    for i in range(min(k, h)):
+        part = a[i::k]
+        np.add(rows[: len(part)], part, out=rows[: len(part)], casting="unsafe")
+    out = np.zeros((rows.shape[0], -(-w // k), c), dtype=acc)
+    for j in range(min(k, w)):
+        part = rows[:, j::k]
+        np.add(out[:, : part.shape[1]], part, out=out[:, : part.shape[1]])
+    return out
+
+
+def _box_reduce_alpha(a: np.ndarray, k: int) -> np.ndarray:
+    """:func:`box_reduce` for grey/colour + alpha: alpha-weighted colour means (float64)."""
+    v = a.astype(np.float64)
+    alpha = v[:, :, -1:]
+    n = (_block_counts(a.shape[0], k)[:, None, None]
+         * _block_counts(a.shape[1], k)[None, :, None]).astype(np.float64)
+    alpha_sum = _block_sums(alpha, k, np.float64)
+    colour_sum = _block_sums(v[:, :, :-1] * alpha, k, np.float64)
+    plain_sum = _block_sums(v[:, :, :-1], k, np.float64)  # fully transparent blocks
+    colour = np.where(alpha_sum > 0, colour_sum / np.maximum(alpha_sum, 1e-300), plain_sum / n)
+    out = np.concatenate([colour, alpha_sum / n], axis=2)
+    top = float(np.iinfo(a.dtype).max)
+    return np.clip(np.floor(out + 0.5), 0, top).astype(a.dtype)
+
+
+def reduce_decoded(
+    pixels: np.ndarray, stored_size: tuple[int, int], min_side: int | None
+) -> tuple[np.ndarray, int]:
+    """Apply the reduction policy to decoded pixels: ``(pixels, factor)``.
+
+    ``stored_size`` is the ``(width, height)`` as stored. Pixels already at the reduced size
+    are kept; pixels at full size, or reduced by a smaller power of two (a JPEG decoded at a
+    finer DCT scale), are box-reduced the rest of the way; anything else is kept as decoded,
+    with factor 1.
+    """
+    width, height = stored_size
+    k = reduction_factor(width, height, min_side)
+    a = np.asarray(pixels)
+    for done in (k, *(d for d in (4, 2, 1) if d < k)):  # what the decoder already reduced by
+        if tuple(a.shape[:2]) == (-(-height // done), -(-width // done)):
+            if done == k:
+                return a, k
+            if a.dtype in (np.uint8, np.uint16):
+                return np.ascontiguousarray(box_reduce(a, k // done)), k
+    return a, 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -170,8 +309,9 @@ def decode_image(
     """Decode a JPEG/PNG/WebP/BMP/TIFF/GIF (first frame) file; every bad input is an InputError.
 
     ``max_pixels`` is checked against the header before decoding; images whose shorter side is
-    below ``min_side`` are rejected. With ``draft_min_side`` a JPEG is decoded at a reduced DCT
-    scale (1/2, 1/4 or 1/8) that keeps its shorter side >= ``draft_min_side``.
+    below ``min_side`` are rejected. With ``draft_min_side`` an image far larger than needed is
+    reduced by 2, 4 or 8 keeping its shorter side >= ``draft_min_side`` (the module's reduction
+    policy: reduced DCT scale for JPEG, a box average of the full decode otherwise).
     """
     src = source_name(path, source)
     check_input_file(path, src)
@@ -209,7 +349,7 @@ def _decode(
             width, height = (int(v) for v in img.size)
             check_limits(src, width, height, max_pixels, min_side)
             if draft_min_side is not None and img.format in _JPEG_FORMATS:
-                _draft(img, width, height, int(draft_min_side))
+                _draft(img, width, height, reduction_factor(width, height, draft_min_side))
             try:
                 img.load()
                 pixels = _to_array(Image, img, src)
@@ -226,7 +366,10 @@ def _decode(
             orientation = _orientation(img)
         finally:
             img.close()
-    return DecodedImage(pixels=pixels, orientation=orientation, source=src, frame=None)
+    pixels, factor = reduce_decoded(pixels, (width, height), draft_min_side)
+    return DecodedImage(pixels=pixels, orientation=orientation, source=src, frame=None,
+                        reduction=factor,
+                        stored_size=(width, height) if factor > 1 else None)
 
 
 def _open(Image: Any, fp: BinaryIO, src: str, max_pixels: int) -> Any:
@@ -276,15 +419,16 @@ def _open_without_bomb_check(Image: Any, fp: BinaryIO) -> Any:
     return None
 
 
-def _draft(img: Any, width: int, height: int, min_side: int) -> None:
-    """Ask libjpeg for the smallest DCT scale whose shorter side stays >= ``min_side``."""
-    short = min(width, height)
-    if min_side < 1 or short <= min_side:
+def _draft(img: Any, width: int, height: int, factor: int) -> None:
+    """Ask libjpeg to decode at the reduced DCT scale ``1 / factor`` (2, 4 or 8).
+
+    Pillow picks the largest scale ``s`` in (8, 4, 2, 1) with ``s <= min(W // req_w, H //
+    req_h)`` and rounds the scaled size up; requesting ``(W // factor, H // factor)`` makes
+    that ``s`` equal ``factor`` for any image at least ``factor`` pixels on each side.
+    """
+    if factor < 2:
         return
-    f = min_side / short
-    # Pillow picks the largest scale s in (8, 4, 2, 1) with s <= min(W // req_w, H // req_h)
-    # and rounds the scaled size up, so each side stays >= its requested size.
-    req = (max(1, math.ceil(width * f)), max(1, math.ceil(height * f)))
+    req = (max(1, width // factor), max(1, height // factor))
     try:
         img.draft(img.mode, req)
     except Exception:  # draft is an optimisation only; a full decode is always correct

@@ -1,0 +1,392 @@
+"""Inference for the kiosk: a tiny ``Analyzer`` protocol, the real and mock analyzers, and a
+bounded queue that runs them off the request threads (overload -> :class:`Overloaded` -> 503).
+
+An analyzer turns uploaded bytes into an :class:`Analysis`: a JSON-able ``result`` (what the
+results page shows and exports) plus the embeddings as a float32 matrix (exported as ``.npy``).
+Photos: one result per image (several for a multi-frame DICOM) shaped like
+``DermResult.to_dict`` (docs/kiosk.md). Coughs: ``CoughResult.to_dict`` plus a ``quality`` block.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import enum
+import math
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy as np
+
+from ...errors import HaiEdgeError, InputError
+
+__all__ = ["Analysis", "AnalysisQueue", "Analyzer", "Kind", "MockAnalyzer", "Overloaded",
+           "PipelineAnalyzer", "cough_quality", "sniff"]
+
+
+class Kind(str, enum.Enum):
+    PHOTO = "photo"
+    COUGH = "cough"
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Analysis:
+    result: dict[str, Any]
+    embeddings: np.ndarray  # [rows, dim] float32 (rows: frames for photos, windows for coughs)
+
+
+class Analyzer(Protocol):
+    """What the kiosk needs from inference. Implementations must be callable from one worker
+    thread per kind (photo and cough calls may run concurrently)."""
+
+    def analyze_photo(self, data: bytes, name: str) -> Analysis: ...
+
+    def analyze_cough(self, data: bytes, name: str) -> Analysis: ...
+
+    def info(self) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
+
+# ------------------------------------------------------------------------------ sniffing
+_PHOTO_MAGIC = ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "image/png"),
+                (b"GIF87a", "image/gif"), (b"GIF89a", "image/gif"), (b"BM", "image/bmp"),
+                (b"II*\x00", "image/tiff"), (b"MM\x00*", "image/tiff"))
+_AUDIO_MAGIC = ((b"fLaC", "audio/flac"), (b"OggS", "audio/ogg"), (b"ID3", "audio/mpeg"))
+
+
+def sniff(data: bytes, kind: Kind) -> str | None:
+    """The media type from the content (never from the name or the client's header)."""
+    if kind is Kind.PHOTO:
+        if data[128:132] == b"DICM":
+            return "application/dicom"
+        if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+            return "image/webp"
+        return next((m for magic, m in _PHOTO_MAGIC if data.startswith(magic)), None)
+    if data[:4] in (b"RIFF", b"RF64") and data[8:12] == b"WAVE":
+        return "audio/wav"
+    if data[:4] == b"FORM" and data[8:12] in (b"AIFF", b"AIFC"):
+        return "audio/aiff"
+    if len(data) > 2 and data[0] == 0xFF and (data[1] & 0xE0) == 0xE0:
+        return "audio/mpeg"
+    return next((m for magic, m in _AUDIO_MAGIC if data.startswith(magic)), None)
+
+
+# ---------------------------------------------------------------------------- cough quality
+def _check(name: str, score: float, threshold: float, warn: bool, reason: str) -> dict[str, Any]:
+    return {"name": name, "score": round(float(score), 6), "threshold": threshold,
+            "flag": "warn" if warn else "pass", "reason": reason if warn else ""}
+
+
+def cough_quality(mono: np.ndarray, sample_rate: int, events: int, window_s: float
+                  ) -> dict[str, Any]:
+    """Recording checks, same shape as the derm quality report: clipping, level, length, events."""
+    x = np.asarray(mono, dtype=np.float32)
+    n = max(1, x.size)
+    clipped = float(np.count_nonzero(np.abs(x) >= 0.999)) / n
+    rms = math.sqrt(float(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
+    rms_db = 20 * math.log10(rms) if rms > 0 else -120.0
+    duration = x.size / float(sample_rate)
+    checks = [
+        _check("clipping", clipped, 0.001, clipped > 0.001,
+               "the recording is clipped: hold the microphone further from the mouth"),
+        _check("level", rms_db, -50.0, rms_db < -50.0,
+               "the recording is very quiet: check the microphone"),
+        _check("duration", duration, window_s, duration < window_s,
+               f"the recording is shorter than one {window_s:g} s analysis window"),
+        _check("cough_events", events, 1, events < 1,
+               "no cough was detected: ask for a strong, deliberate cough"),
+    ]
+    return {"passed": all(c["flag"] == "pass" for c in checks), "checks": checks}
+
+
+# ------------------------------------------------------------------------ real analyzers
+class PipelineAnalyzer:
+    """Real inference: :class:`~hai_edge.runtime.cough.CoughPipeline` for coughs and
+    ``hai_edge.runtime.derm.DermPipeline`` for photos. Where the derm pipeline is not in this
+    build yet, photos are embedded with the bundle's model and heads, and their quality report
+    is empty (``photo_pipeline`` says which ran)."""
+
+    def __init__(self, cough_bundle: Any | None, photo_bundle: Any | None, *,
+                 backend: str | None = None, threads: int | None = None,
+                 pseudonym_key: bytes | None = None) -> None:
+        from ...runtime.cough import CoughPipeline
+
+        self.cough = None
+        self.photo: Any = None
+        self.photo_pipeline = "none"
+        try:
+            if cough_bundle is not None:
+                self.cough = CoughPipeline(cough_bundle, backend, threads=threads,
+                                           keep_embeddings=True)
+            if photo_bundle is not None:
+                try:
+                    from ...runtime.derm import DermPipeline
+                except ImportError:
+                    self.photo = _EmbedderPhotos(photo_bundle, backend, threads)
+                    self.photo_pipeline = "embedder (derm pipeline not installed)"
+                else:
+                    self.photo = DermPipeline(photo_bundle, backend, threads=threads,
+                                              pseudonym_key=pseudonym_key)
+                    self.photo_pipeline = "derm"
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def cough_sample_rate(self) -> int:
+        return self.cough.spec.sample_rate if self.cough is not None else 16000
+
+    def info(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"analyzer": "pipeline", "photo_pipeline": self.photo_pipeline}
+        if self.cough is not None:
+            out["cough"] = {**self.cough.meta, "notices": list(self.cough.notices)}
+        if self.photo is not None:
+            out["photo"] = _photo_meta(self.photo)
+        return out
+
+    def analyze_photo(self, data: bytes, name: str) -> Analysis:
+        if self.photo is None:
+            raise HaiEdgeError("no photo bundle is configured on this kiosk")
+        frames = self.photo.analyze_bytes(data, name)
+        dicts = [f.to_dict(embedding=True) if hasattr(f, "to_dict") else dict(f) for f in frames]
+        vectors = np.asarray([d.pop("embedding") for d in dicts], dtype=np.float32)
+        return Analysis({"kind": "photo", "frames": dicts}, vectors)
+
+    def analyze_cough(self, data: bytes, name: str) -> Analysis:
+        from ...runtime.decoders import decode_audio_bytes
+        from ...runtime.frontends import to_mono
+
+        if self.cough is None:
+            raise HaiEdgeError("no cough bundle is configured on this kiosk")
+        t0 = time.perf_counter()
+        decoded = decode_audio_bytes(data, name)
+        decode_ms = (time.perf_counter() - t0) * 1e3
+        res = self.cough.analyze(decoded.samples, decoded.sample_rate, name,
+                                 _timing={"decode": decode_ms})
+        d = res.to_dict(embeddings=False)
+        # level/clipping/length need no resampling: checked on the recording as uploaded
+        d["quality"] = cough_quality(to_mono(decoded.samples), decoded.sample_rate,
+                                     len(res.events), self.cough.spec.window_s)
+        d["kind"] = "cough"
+        dim = self.cough.bundle.manifest.embedding_dim
+        rows = [w.embedding for w in res.windows if w.embedding is not None]
+        vectors = np.asarray(rows, dtype=np.float32).reshape(len(rows), dim)
+        return Analysis(d, vectors)
+
+    def close(self) -> None:
+        for p in (self.cough, self.photo):
+            if p is not None:
+                p.close()
+
+
+def _photo_meta(photo: Any) -> dict[str, Any]:
+    emb = getattr(photo, "embedder", None)
+    bundle = getattr(photo, "bundle", None) or getattr(emb, "bundle", None)
+    out: dict[str, Any] = {}
+    if bundle is not None:
+        out["bundle"] = bundle.manifest.name
+    if emb is not None:
+        out.update(backend=emb.backend_name, model=emb.entry.id)
+    out["notices"] = list(getattr(photo, "notices", ()))
+    return out
+
+
+class _EmbedderPhotos:
+    """Stand-in for DermPipeline until it lands: decode -> embed -> heads, no quality checks."""
+
+    def __init__(self, bundle: Any, backend: str | None, threads: int | None) -> None:
+        from ...runtime._embedder import Embedder
+        from ...runtime.frontends import ImageFrontendSpec
+        from ...runtime.heads import load_heads
+
+        self.embedder = Embedder(bundle, backend, threads=threads)
+        self.bundle = self.embedder.bundle
+        if not isinstance(self.bundle.manifest.preprocessing, ImageFrontendSpec):
+            self.embedder.close()
+            raise HaiEdgeError(f"bundle {self.bundle.manifest.name} is not an image bundle; "
+                               "photos need one")
+        self.heads = load_heads(self.bundle, None, verify=False)
+        notices = list(self.bundle.manifest.notices)
+        notices += [h.notice for h in self.heads if h.notice and h.notice not in notices]
+        notices.append("photo quality checks are not available in this build")
+        self.notices = tuple(notices)
+
+    def analyze_bytes(self, data: bytes, name: str) -> list[dict[str, Any]]:
+        from ...runtime.decoders import load_images_bytes
+
+        spec = self.embedder.spec
+        t0 = time.perf_counter()
+        images = load_images_bytes(data, name, max_pixels=spec.max_pixels,
+                                   draft_min_side=2 * max(spec.height, spec.width))
+        decode_ms = (time.perf_counter() - t0) * 1e3 / max(1, len(images))
+        out = []
+        for img in images:
+            emb = self.embedder.embed_image(img.pixels, img.orientation, name, img.frame)
+            t1 = time.perf_counter()
+            scores = {}
+            for h in self.heads:
+                p = float(h.predict_proba(emb.vector)[0])
+                scores[h.name] = {"probability": round(p, 6), "threshold": h.threshold,
+                                  "positive": p >= h.threshold,
+                                  "label": h.labels[1] if p >= h.threshold else h.labels[0]}
+            timing = {"decode": decode_ms, "quality": 0.0, **emb.timing_ms,
+                      "heads": (time.perf_counter() - t1) * 1e3}
+            timing["total"] = sum(timing.values())
+            h_px, w_px = img.pixels.shape[:2]
+            out.append({"input": name, "frame": img.frame, "width": int(w_px),
+                        "height": int(h_px), "quality": {"passed": True, "checks": []},
+                        "embedding": emb.vector.tolist(), "scores": scores, "pseudonym": None,
+                        "timing_ms": {k: round(v, 3) for k, v in timing.items()},
+                        "notices": list(self.notices), "bundle": self.bundle.manifest.name,
+                        "backend": self.embedder.backend_name, "model": self.embedder.entry.id})
+        return out
+
+    def close(self) -> None:
+        self.embedder.close()
+
+
+class MockAnalyzer:
+    """Deterministic analyzer for API tests: real decoders (so bad files fail as in
+    production), fixed scores, optional ``delay_s`` to simulate a slow engine."""
+
+    notice = "mock analyzer: not a model, not for clinical use"
+
+    def __init__(self, delay_s: float = 0.0, dim: int = 4) -> None:
+        self.delay_s = delay_s
+        self.dim = dim
+        self.calls = 0
+
+    def info(self) -> dict[str, Any]:
+        return {"analyzer": "mock", "photo_pipeline": "mock",
+                "photo": {"bundle": "mock", "notices": [self.notice]},
+                "cough": {"bundle": "mock", "notices": [self.notice]}}
+
+    def _vector(self, data: bytes, rows: int) -> np.ndarray:
+        import hashlib
+
+        seed = int.from_bytes(hashlib.sha256(data).digest()[:4], "little")
+        return np.random.default_rng(seed).standard_normal((rows, self.dim)).astype(np.float32)
+
+    def analyze_photo(self, data: bytes, name: str) -> Analysis:
+        from ...runtime.decoders import load_images_bytes
+
+        self.calls += 1
+        time.sleep(self.delay_s)
+        images = load_images_bytes(data, name)
+        frames = []
+        for img in images:
+            h, w = img.pixels.shape[:2]
+            frames.append({
+                "input": name, "frame": img.frame, "width": int(w), "height": int(h),
+                "quality": {"passed": min(h, w) >= 64, "checks": [_check(
+                    "too_small", min(h, w), 64, min(h, w) < 64,
+                    "the photo is too small: move closer or use a higher resolution")]},
+                "scores": {"mock-head": {"probability": 0.25, "threshold": 0.5,
+                                         "positive": False, "label": "negative"}},
+                "pseudonym": None, "timing_ms": {"total": 1.0}, "notices": [self.notice],
+                "bundle": "mock", "backend": "mock", "model": "mock"})
+        return Analysis({"kind": "photo", "frames": frames}, self._vector(data, len(frames)))
+
+    def analyze_cough(self, data: bytes, name: str) -> Analysis:
+        from ...runtime.decoders import decode_audio_bytes
+        from ...runtime.frontends import to_mono
+
+        self.calls += 1
+        time.sleep(self.delay_s)
+        dec = decode_audio_bytes(data, name)
+        mono = to_mono(dec.samples)
+        if mono.size < dec.sample_rate // 4:
+            raise InputError(name, f"audio is {mono.size / dec.sample_rate:.2f} s long; at "
+                                   "least 0.25 s is needed")
+        result = {"kind": "cough", "input": name, "duration_s": round(dec.duration_s, 4),
+                  "sample_rate": dec.sample_rate, "bundle": "mock", "backend": "mock",
+                  "model": "mock", "detector": "mock", "events": [], "windows": [],
+                  "fallback_windows": True,
+                  "scores": {"mock-head": {"mean": 0.75, "max": 0.8, "count": 1,
+                                           "threshold": 0.5, "positive": True,
+                                           "label": "positive"}},
+                  "timing_ms": {"total": 1.0}, "notices": [self.notice],
+                  "quality": cough_quality(mono, dec.sample_rate, 0, 1.0)}
+        return Analysis(result, self._vector(data, 1))
+
+    def close(self) -> None:
+        pass
+
+
+# ----------------------------------------------------------------------------- the queue
+class Overloaded(HaiEdgeError):
+    """The analysis queue is full; ``retry_after_s`` estimates when to try again."""
+
+    def __init__(self, kind: Kind, retry_after_s: int) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(f"the kiosk is busy analysing {kind.value}s; try again in "
+                         f"{retry_after_s} s")
+
+
+class _Lane:
+    def __init__(self, kind: Kind, depth: int, workers: int) -> None:
+        self.kind = kind
+        self.jobs: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self.mean_s = 0.05  # running estimate of one job's service time
+        self.threads = [threading.Thread(target=self._run, name=f"kiosk-{kind.value}-{i}",
+                                         daemon=True) for i in range(workers)]
+        for t in self.threads:
+            t.start()
+
+    def _run(self) -> None:
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                return
+            fut, fn, args, queued_at = job
+            if not fut.set_running_or_notify_cancel():
+                continue
+            t0 = time.perf_counter()
+            try:
+                res = fn(*args)
+            except BaseException as exc:  # handed to the waiting request
+                fut.set_exception(exc)
+            else:
+                if isinstance(res, Analysis):
+                    timing = res.result.setdefault("timing_ms", {})
+                    timing["queue"] = round((t0 - queued_at) * 1e3, 3)
+                fut.set_result(res)
+            self.mean_s = 0.8 * self.mean_s + 0.2 * (time.perf_counter() - t0)
+
+
+class AnalysisQueue:
+    """One bounded queue + worker thread(s) per kind, so photos never wait behind coughs."""
+
+    def __init__(self, analyzer: Analyzer, depth: int = 32, workers: int = 1,
+                 photo_workers: int | None = None) -> None:
+        self.analyzer = analyzer
+        self.depth = depth
+        n = {Kind.PHOTO: photo_workers or workers, Kind.COUGH: workers}
+        self._lanes = {k: _Lane(k, depth, n[k]) for k in Kind}
+
+    def submit(self, kind: Kind, data: bytes, name: str) -> concurrent.futures.Future[Analysis]:
+        fn: Callable[[bytes, str], Analysis] = (self.analyzer.analyze_photo if kind is Kind.PHOTO
+                                                else self.analyzer.analyze_cough)
+        lane = self._lanes[kind]
+        fut: concurrent.futures.Future[Analysis] = concurrent.futures.Future()
+        try:
+            lane.jobs.put_nowait((fut, fn, (data, name), time.perf_counter()))
+        except queue.Full:
+            wait = math.ceil(lane.jobs.qsize() * lane.mean_s / len(lane.threads))
+            raise Overloaded(kind, max(1, wait)) from None
+        return fut
+
+    def pending(self) -> dict[str, int]:
+        return {k.value: lane.jobs.qsize() for k, lane in self._lanes.items()}
+
+    def close(self) -> None:
+        for lane in self._lanes.values():
+            for _ in lane.threads:
+                lane.jobs.put(None)
+        for lane in self._lanes.values():
+            for t in lane.threads:
+                t.join(timeout=10)

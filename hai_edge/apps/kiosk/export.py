@@ -1,0 +1,151 @@
+"""Export of selected encounters: JSONL (one encounter per line) + CSV (one capture per row)
++ embeddings ``.npy`` (rows listed in ``embeddings_index.csv``), as a zip download or written
+into a folder under the configured export root (paths that leave the root are refused)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+
+from ..._io import atomic_write
+from ...errors import HaiEdgeError
+from .store import Encounter, Store
+
+__all__ = ["ExportPathError", "build_export", "resolve_export_dir", "write_export_dir",
+           "zip_export"]
+
+CSV_COLUMNS = ("encounter_id", "subject", "encounter_created", "operator", "capture_id", "kind",
+               "source", "name", "media_sha256", "media_deleted", "captured", "quality_passed",
+               "quality_warnings", "head", "score", "threshold", "positive", "label",
+               "embedding_rows")
+
+
+class ExportPathError(HaiEdgeError):
+    """An export folder outside the export root (absolute, ``..``, a symlink out, bad chars)."""
+
+
+def resolve_export_dir(root: Path, folder: str) -> Path:
+    """``root / folder`` when it stays inside ``root`` after resolving symlinks, else raise."""
+    if not folder or "\x00" in folder or "\\" in folder or len(folder) > 255:
+        raise ExportPathError("export folder must be a relative path inside the export root")
+    rel = PurePosixPath(folder)
+    if rel.is_absolute() or any(part in ("..", "") for part in rel.parts) or ":" in folder:
+        raise ExportPathError(f"export folder {folder!r} must be a relative path inside the "
+                              "export root, without '..'")
+    root = Path(root).resolve()
+    dest = (root / Path(*rel.parts)).resolve()
+    if dest != root and root not in dest.parents:
+        raise ExportPathError(f"export folder {folder!r} leaves the export root")
+    return dest
+
+
+def _quality(result: dict[str, Any]) -> tuple[bool, list[str]]:
+    blocks = [f["quality"] for f in result.get("frames", [])] if result.get("kind") == "photo" \
+        else [result.get("quality") or {"passed": True, "checks": []}]
+    warns = [c["name"] for b in blocks for c in b.get("checks", []) if c.get("flag") == "warn"]
+    return all(b.get("passed", True) for b in blocks), warns
+
+
+def _score_rows(result: dict[str, Any]) -> list[tuple[str, float, float, bool, str]]:
+    rows = []
+    if result.get("kind") == "photo":
+        for f in result.get("frames", []):
+            for head, s in f.get("scores", {}).items():
+                rows.append((head, s["probability"], s["threshold"], s["positive"], s["label"]))
+    else:
+        for head, s in result.get("scores", {}).items():
+            rows.append((head, s["mean"], s["threshold"], s["positive"], s["label"]))
+    return rows or [("", float("nan"), float("nan"), False, "")]
+
+
+def build_export(store: Store, encounters: Sequence[Encounter], embeddings: bool = True
+                 ) -> dict[str, bytes]:
+    """File name -> contents for the selected encounters."""
+    jsonl = io.StringIO()
+    table = io.StringIO()
+    writer = csv.writer(table, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    index = io.StringIO()
+    iw = csv.writer(index, lineterminator="\n")
+    iw.writerow(("row", "capture_id", "encounter_id", "kind", "item"))
+    mats: list[np.ndarray] = []
+    dims: set[int] = set()
+    for enc in encounters:
+        jsonl.write(json.dumps(enc.to_dict(), separators=(",", ":")) + "\n")
+        for c in enc.captures:
+            ok, warns = _quality(c.result)
+            for head, score, thr, pos, label in _score_rows(c.result):
+                writer.writerow((enc.id, enc.subject, enc.to_dict(False)["created"], enc.operator,
+                                 c.id, c.kind, c.source, c.name, c.media_sha256, c.media_deleted,
+                                 c.to_dict()["created"], ok, ";".join(warns), head,
+                                 "" if score != score else round(score, 6),
+                                 "" if thr != thr else thr, pos, label, c.embedding_rows))
+            if embeddings and c.embedding_rows:
+                blob, rows, dim = store.embeddings(c.id)
+                mat = np.frombuffer(blob, dtype=np.float32).reshape(rows, dim)
+                dims.add(dim)
+                for i in range(rows):
+                    iw.writerow((sum(len(m) for m in mats) + i, c.id, enc.id, c.kind, i))
+                mats.append(mat)
+    files = {"encounters.jsonl": jsonl.getvalue().encode(), "captures.csv":
+             table.getvalue().encode()}
+    if embeddings and mats:
+        if len(dims) == 1:
+            buf = io.BytesIO()
+            np.save(buf, np.concatenate(mats))
+            files["embeddings.npy"] = buf.getvalue()
+            files["embeddings_index.csv"] = index.getvalue().encode()
+        else:  # photo and cough encoders differ in size: one matrix per kind
+            for kind in ("photo", "cough"):
+                sel = [(m, c) for enc in encounters for c in enc.captures
+                       if c.kind == kind and c.embedding_rows
+                       for m in [np.frombuffer(store.embeddings(c.id)[0], np.float32).reshape(
+                           c.embedding_rows, c.embedding_dim)]]
+                if not sel:
+                    continue
+                buf = io.BytesIO()
+                np.save(buf, np.concatenate([m for m, _ in sel]))
+                files[f"embeddings_{kind}.npy"] = buf.getvalue()
+                sub = io.StringIO()
+                sw = csv.writer(sub, lineterminator="\n")
+                sw.writerow(("row", "capture_id", "encounter_id", "kind", "item"))
+                row = 0
+                for m, c in sel:
+                    for i in range(len(m)):
+                        sw.writerow((row, c.id, c.encounter_id, kind, i))
+                        row += 1
+                files[f"embeddings_{kind}_index.csv"] = sub.getvalue().encode()
+    return files
+
+
+def export_name() -> str:
+    return time.strftime("hai-edge-kiosk-export-%Y%m%dT%H%M%SZ", time.gmtime())
+
+
+def zip_export(files: dict[str, bytes], name: str) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for fname, data in files.items():
+            zf.writestr(f"{name}/{fname}", data)
+    return buf.getvalue()
+
+
+def write_export_dir(root: Path, folder: str, files: dict[str, bytes], name: str) -> Path:
+    """Write the files atomically into ``root/folder/name/``; returns that folder."""
+    dest = resolve_export_dir(root, folder) / name
+    root_real = Path(root).resolve()
+    dest.mkdir(parents=True, exist_ok=False)
+    if root_real not in dest.resolve().parents:  # a symlink swapped in meanwhile
+        raise ExportPathError(f"export folder {folder!r} leaves the export root")
+    for fname, data in files.items():
+        with atomic_write(dest / fname) as fh:
+            fh.write(data)
+    return dest

@@ -271,7 +271,7 @@ def test_cli_errors_are_one_line_exit_2(audio_dir: Path, tmp_path: Path,
     base = ["teacher", "embed", "-t", f"torch:{FAKES}:make_fake_audio_teacher", "-o",
             str(tmp_path / "s"), "--no-progress"]
     cases = [
-        (["-d", str(audio_dir), "--engine", "ray"], "engine 'ray' is not available"),
+        (["-d", str(audio_dir), "--engine", "spark"], "engine 'spark' is not available"),
         (["-d", str(tmp_path / "nope")], "no such directory or CSV file"),
         ([], "--data is required"),
     ]

@@ -52,7 +52,18 @@ def register(subparsers: Any) -> None:
     e.add_argument("--seed", type=int, default=0, help="augmentation seed (default 0)")
     e.add_argument("--shard-items", type=int, default=32, help="items per store shard (32)")
     e.add_argument("--device", default="cpu", help="torch device for torch teachers (cpu)")
-    e.add_argument("--engine", default="local", help="execution engine: local (only one so far)")
+    e.add_argument("--engine", default="local", metavar="local|ray",
+                   help="local (default; one process) or ray (decode in Ray tasks, the teacher in "
+                        "a pool of Ray actors; pip install 'hai-edge[scale]'; see docs/scale.md)")
+    r = e.add_argument_group("Ray engine (--engine ray)")
+    r.add_argument("--address", metavar="ray://HOST:PORT|auto",
+                   help="join an existing Ray cluster (default: start a local one, loopback only)")
+    r.add_argument("--workers", type=int, metavar="N",
+                   help="teacher actors (default: what the cluster fits; locally CPUs - 1)")
+    r.add_argument("--gpus-per-worker", type=float, metavar="G",
+                   help="GPUs per teacher actor (default 0; > 0 runs torch teachers on cuda)")
+    r.add_argument("--cpus-per-worker", type=float, metavar="C",
+                   help="CPUs (and torch threads) per teacher actor (default 1)")
     e.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     e.set_defaults(func=_cmd_embed)
 
@@ -68,41 +79,19 @@ def _cmd_embed(args: argparse.Namespace) -> int:
         raise HaiEdgeError("--limit must be >= 1")
     if any(v is not None and v <= 0 for v in (args.window_s, args.hop_s)):
         raise HaiEdgeError("--window-s and --hop-s must be positive")
-
-    from ..runtime.frontends import AudioFrontendSpec
-    from .corpus import load_corpus
-    from .teacher_embed import embed_corpus, import_precomputed
-    from .teachers import is_lookup_teacher, load_teacher
-
-    teacher = load_teacher(args.teacher, device=args.device)
-    try:
-        info = teacher.info
-        items = None
-        if args.data:
-            items = load_corpus(args.data, info.modality, group_col=args.group,
-                                id_col=args.id_col, path_col=args.path_col)
-            if args.limit:
-                items = items[: args.limit]
-        elif not is_lookup_teacher(teacher):
+    ray_only = {"--address": args.address, "--workers": args.workers,
+                "--gpus-per-worker": args.gpus_per_worker,
+                "--cpus-per-worker": args.cpus_per_worker}
+    given = [flag for flag, value in ray_only.items() if value is not None]
+    if args.engine == "local" and given:
+        raise HaiEdgeError(f"{', '.join(given)}: only with --engine ray")
+    lookup = args.teacher.startswith("embeddings:")
+    if args.engine == "ray" and not lookup:
+        if not args.data:
             raise HaiEdgeError("--data is required (only embeddings: teachers import without it)")
-        progress = not args.no_progress
-        if is_lookup_teacher(teacher):
-            if args.views:
-                raise HaiEdgeError("precomputed embeddings have no augmented views; use --views 0")
-            store = import_precomputed(teacher, args.output, items, progress=progress)
-        else:
-            spec = None
-            if info.modality == "audio" and (args.window_s or args.hop_s or args.min_clip_s != 0.5
-                                             or args.skip_quiet_db != -50.0):
-                window = args.window_s or (info.window_samples or 0) / (info.sample_rate or 1)
-                spec = AudioFrontendSpec(window_s=window, hop_s=args.hop_s or 0.9 * window,
-                                         min_clip_s=min(args.min_clip_s, window),
-                                         skip_quiet_db=args.skip_quiet_db)
-            store = embed_corpus(teacher, items, args.output, spec=spec, views=args.views,
-                                 batch_size=args.batch_size, seed=args.seed, progress=progress,
-                                 shard_items=args.shard_items, engine=args.engine)
-    finally:
-        teacher.close()
+        store, info = _embed_ray(args)
+    else:
+        store, info = _embed_local(args)
     skipped = store.meta.get("skipped", [])
     print(f"{store.root}: {len(store)} embeddings of {store.meta.get('dim')}-d from "
           f"{info.id} ({info.licence}); {len(store.done_items())} items, {len(skipped)} skipped",
@@ -113,3 +102,68 @@ def _cmd_embed(args: argparse.Namespace) -> int:
         print(f"  ... and {len(skipped) - 5} more (see {store.root / 'store.json'})",
               file=sys.stderr)
     return 0
+
+
+def _items(args: argparse.Namespace, info: Any) -> Any:
+    from .corpus import load_corpus
+
+    items = load_corpus(args.data, info.modality, group_col=args.group, id_col=args.id_col,
+                        path_col=args.path_col)
+    return items[: args.limit] if args.limit else items
+
+
+def _audio_spec(args: argparse.Namespace, info: Any) -> Any:
+    """The windowing options as a spec, or None for the teacher's defaults."""
+    from ..runtime.frontends import AudioFrontendSpec
+
+    if info.modality != "audio" or not (args.window_s or args.hop_s or args.min_clip_s != 0.5
+                                        or args.skip_quiet_db != -50.0):
+        return None
+    window = args.window_s or (info.window_samples or 0) / (info.sample_rate or 1)
+    return AudioFrontendSpec(window_s=window, hop_s=args.hop_s or 0.9 * window,
+                             min_clip_s=min(args.min_clip_s, window),
+                             skip_quiet_db=args.skip_quiet_db)
+
+
+def _embed_local(args: argparse.Namespace) -> tuple[Any, Any]:
+    from .teacher_embed import embed_corpus, import_precomputed
+    from .teachers import is_lookup_teacher, load_teacher
+
+    teacher = load_teacher(args.teacher, device=args.device)
+    try:
+        info = teacher.info
+        items = None
+        if args.data:
+            items = _items(args, info)
+        elif not is_lookup_teacher(teacher):
+            raise HaiEdgeError("--data is required (only embeddings: teachers import without it)")
+        progress = not args.no_progress
+        if is_lookup_teacher(teacher):
+            if args.views:
+                raise HaiEdgeError("precomputed embeddings have no augmented views; use --views 0")
+            store = import_precomputed(teacher, args.output, items, progress=progress)
+        else:
+            store = embed_corpus(teacher, items, args.output, spec=_audio_spec(args, info),
+                                 views=args.views, batch_size=args.batch_size, seed=args.seed,
+                                 progress=progress, shard_items=args.shard_items)
+    finally:
+        teacher.close()
+    return store, info
+
+
+def _embed_ray(args: argparse.Namespace) -> tuple[Any, Any]:
+    from .teacher_embed_ray import RayOptions, embed_corpus_ray, ray_session, remote_teacher_info
+
+    options = RayOptions(address=args.address, workers=args.workers,
+                         gpus_per_worker=0.0 if args.gpus_per_worker is None
+                         else args.gpus_per_worker,
+                         cpus_per_worker=1.0 if args.cpus_per_worker is None
+                         else args.cpus_per_worker, device=args.device)
+    progress = not args.no_progress
+    with ray_session(options, announce=progress):
+        info = remote_teacher_info(args.teacher, options)
+        store = embed_corpus_ray(args.teacher, _items(args, info), args.output, info=info,
+                                 spec=_audio_spec(args, info), views=args.views,
+                                 batch_size=args.batch_size, seed=args.seed, progress=progress,
+                                 shard_items=args.shard_items, options=options)
+    return store, info

@@ -11,6 +11,10 @@ Sample ids: ``f"{item_id}#w{window.index}#v{view}"`` (audio), ``f"{item_id}#v{vi
 Resumable: items already in the store's shards are skipped; a run killed at any point loses at
 most the items of the shard being built. Items that fail to decode (:class:`InputError`) are
 skipped and listed under ``skipped`` in ``store.json`` instead of aborting the run.
+
+The planning (:func:`plan_embedding`), per-item rows (:func:`item_rows`), output checks and shard
+writing here are shared with the Ray engine (:mod:`hai_edge.export.teacher_embed_ray`), so both
+engines write the same store.
 """
 
 from __future__ import annotations
@@ -42,15 +46,31 @@ from .corpus import CorpusItem, corpus_hash
 from .store import EmbeddingStore
 from .teachers import Teacher, is_lookup_teacher
 
-__all__ = ["ENGINES", "embed_corpus", "import_precomputed", "windowing_spec"]
+__all__ = [
+    "ENGINES",
+    "EmbedPlan",
+    "Progress",
+    "SampleRow",
+    "check_vectors",
+    "embed_corpus",
+    "finish_run",
+    "import_precomputed",
+    "item_rows",
+    "plan_embedding",
+    "skip_record",
+    "windowing_spec",
+    "write_rows",
+]
 
-ENGINES = ("local",)
+ENGINES = ("local", "ray")
 SHARD_ITEMS = 32
 MIN_IMAGE_SIDE = 32
 
 
 @dataclasses.dataclass
-class _Row:
+class SampleRow:
+    """One window x view of an item: its store columns and (until embedded) the teacher input."""
+
     sample_id: str
     item_id: str
     view: int
@@ -66,9 +86,11 @@ def _rng(seed: int, key: str) -> np.random.Generator:
 
 
 def _check_engine(engine: str) -> None:
-    if engine not in ENGINES:
-        raise HaiEdgeError(f"engine {engine!r} is not available; only {', '.join(ENGINES)} "
-                           f"(distributed engines are planned)")
+    if engine == "ray":
+        raise HaiEdgeError("engine 'ray' is not available in embed_corpus (it takes a loaded "
+                           "teacher); use teacher_embed_ray.embed_corpus_ray(TEACHER_SPEC, ...)")
+    if engine != "local":
+        raise HaiEdgeError(f"engine {engine!r} is not available; only {', '.join(ENGINES)}")
 
 
 def windowing_spec(spec: AudioFrontendSpec | None, teacher_rate: int,
@@ -90,7 +112,7 @@ def windowing_spec(spec: AudioFrontendSpec | None, teacher_rate: int,
 
 
 # ------------------------------------------------------------------------------ progress
-class _Progress:
+class Progress:
     """One status line on stderr: done/total items, items/s and ETA (no dependency)."""
 
     def __init__(self, total: int, enabled: bool, stream: TextIO | None = None) -> None:
@@ -99,6 +121,10 @@ class _Progress:
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.start = self.last = time.monotonic()
         self.done = self.skipped = 0
+
+    def restart_clock(self) -> None:
+        """Measure items/s from now (the Ray engine: once workers are up and output flows)."""
+        self.start = self.last = time.monotonic()
 
     def update(self, skipped: bool = False) -> None:
         self.done += 1
@@ -122,7 +148,7 @@ class _Progress:
 
 # ------------------------------------------------------------------------- rows per item
 def _audio_rows(item: CorpusItem, info: Any, wspec: AudioFrontendSpec, views: int,
-                seed: int) -> list[_Row]:
+                seed: int) -> list[SampleRow]:
     from ..runtime.decoders import decode_audio
     from ..runtime.frontends import resample, split_windows, to_mono
 
@@ -144,11 +170,12 @@ def _audio_rows(item: CorpusItem, info: Any, wspec: AudioFrontendSpec, views: in
             sid = f"{item.item_id}#w{w.index}#v{view}"
             aug = None if view == 0 else sample_audio_aug(_rng(seed, sid))
             data = base if aug is None else apply_audio_aug(base, rate, aug)
-            rows.append(_Row(sid, item.item_id, view, w.start_s, w.end_s, aug_to_json(aug), data))
+            rows.append(SampleRow(sid, item.item_id, view, w.start_s, w.end_s, aug_to_json(aug),
+                                  data))
     return rows
 
 
-def _image_rows(item: CorpusItem, views: int, seed: int) -> list[_Row]:
+def _image_rows(item: CorpusItem, views: int, seed: int) -> list[SampleRow]:
     from ..runtime.decoders import load_images
     from ..runtime.frontends import apply_exif_orientation, to_rgb
 
@@ -163,24 +190,61 @@ def _image_rows(item: CorpusItem, views: int, seed: int) -> list[_Row]:
         sid = f"{item.item_id}#v{view}"
         aug = None if view == 0 else sample_image_aug(_rng(seed, sid))
         data = rgb if aug is None else apply_image_aug(rgb, aug)
-        rows.append(_Row(sid, item.item_id, view, math.nan, math.nan, aug_to_json(aug), data))
+        rows.append(SampleRow(sid, item.item_id, view, math.nan, math.nan, aug_to_json(aug), data))
     return rows
+
+
+def item_rows(item: CorpusItem, info: Any, wspec: AudioFrontendSpec | None, views: int,
+              seed: int) -> list[SampleRow]:
+    """Every window x view of one item with its teacher input (raises :class:`InputError`).
+    Shared by both engines: the views depend only on ``(seed, sample_id)``."""
+    return _audio_rows(item, info, wspec, views, seed) if wspec else \
+        _image_rows(item, views, seed)
+
+
+def skip_record(item_id: str, path: str, exc: InputError) -> dict:
+    return {"item_id": item_id, "path": path, "reason": exc.problem}
+
+
+def check_vectors(out: Any, sample_ids: Sequence[str], dim: int) -> np.ndarray:
+    """The teacher's answer for one batch as float32 ``[n, dim]``; wrong shapes and NaN/inf are
+    errors naming the first bad sample."""
+    vec = np.asarray(out, dtype=np.float32)
+    if vec.shape != (len(sample_ids), dim):
+        raise HaiEdgeError(f"teacher returned shape {vec.shape} for a batch of {len(sample_ids)} "
+                           f"(expected [{len(sample_ids)}, {dim}])")
+    bad = ~np.all(np.isfinite(vec), axis=1)
+    if bad.any():
+        raise HaiEdgeError(f"teacher returned NaN/inf for {sample_ids[int(np.argmax(bad))]}")
+    return vec
+
+
+def write_rows(store: EmbeddingStore, rows: Sequence[SampleRow],
+               vectors: Sequence[np.ndarray]) -> None:
+    """One shard (atomically, next free number) from embedded rows of whole items."""
+    if rows:
+        store.write_shard({
+            "sample_id": [x.sample_id for x in rows], "item_id": [x.item_id for x in rows],
+            "view": [x.view for x in rows], "start_s": [x.start_s for x in rows],
+            "end_s": [x.end_s for x in rows], "aug": [x.aug for x in rows],
+            "vector": np.concatenate(vectors),
+        })
 
 
 # ---------------------------------------------------------------------------- shard writer
 class _ShardWriter:
     """Batches rows through the teacher; writes a shard every ``shard_items`` whole items."""
 
-    def __init__(self, store: EmbeddingStore, embed: Callable[[list[_Row]], np.ndarray],
+    def __init__(self, store: EmbeddingStore, embed: Callable[[list[SampleRow]], np.ndarray],
                  dim: int, batch_size: int, shard_items: int) -> None:
         self.store, self.embed, self.dim = store, embed, dim
         self.batch_size, self.shard_items = batch_size, shard_items
-        self.pending: list[_Row] = []
-        self.rows: list[_Row] = []
+        self.pending: list[SampleRow] = []
+        self.rows: list[SampleRow] = []
         self.vectors: list[np.ndarray] = []
         self.items = 0
 
-    def add_item(self, rows: Sequence[_Row]) -> None:
+    def add_item(self, rows: Sequence[SampleRow]) -> None:
         for row in rows:
             self.pending.append(row)
             if len(self.pending) >= self.batch_size:
@@ -191,14 +255,7 @@ class _ShardWriter:
 
     def _run(self, n: int) -> None:
         batch, self.pending = self.pending[:n], self.pending[n:]
-        out = np.asarray(self.embed(batch), dtype=np.float32)
-        if out.shape != (len(batch), self.dim):
-            raise HaiEdgeError(f"teacher returned shape {out.shape} for a batch of {len(batch)} "
-                               f"(expected [{len(batch)}, {self.dim}])")
-        bad = ~np.all(np.isfinite(out), axis=1)
-        if bad.any():
-            first = batch[int(np.argmax(bad))].sample_id
-            raise HaiEdgeError(f"teacher returned NaN/inf for {first}")
+        out = check_vectors(self.embed(batch), [row.sample_id for row in batch], self.dim)
         for row in batch:
             row.data = None
         self.rows.extend(batch)
@@ -207,14 +264,7 @@ class _ShardWriter:
     def flush(self) -> None:
         while self.pending:
             self._run(min(self.batch_size, len(self.pending)))
-        if self.rows:
-            r = self.rows
-            self.store.write_shard({
-                "sample_id": [x.sample_id for x in r], "item_id": [x.item_id for x in r],
-                "view": [x.view for x in r], "start_s": [x.start_s for x in r],
-                "end_s": [x.end_s for x in r], "aug": [x.aug for x in r],
-                "vector": np.concatenate(self.vectors),
-            })
+        write_rows(self.store, self.rows, self.vectors)
         self.rows, self.vectors, self.items = [], [], 0
 
 
@@ -242,6 +292,44 @@ def _merge_skipped(store: EmbeddingStore, processed: set[str], skipped: list[dic
     return sorted(keep + skipped, key=lambda s: s["item_id"])
 
 
+def finish_run(store: EmbeddingStore, processed: Iterable[str], skipped: list[dict]) -> None:
+    """Record this run's skipped items in ``store.json`` (replacing older entries for them)."""
+    _save_meta(store, skipped=_merge_skipped(store, set(processed), skipped))
+
+
+# ------------------------------------------------------------------------------ planning
+@dataclasses.dataclass(frozen=True)
+class EmbedPlan:
+    """What a run will do, decided before any work: the open store, the audio windowing at the
+    teacher's rate (None for images) and the items not yet in the store, in corpus order."""
+
+    store: EmbeddingStore
+    wspec: AudioFrontendSpec | None
+    todo: list[CorpusItem]
+
+
+def plan_embedding(info: Any, items: Sequence[CorpusItem], store_dir: Any, *,
+                   spec: AudioFrontendSpec | None, views: int, seed: int, batch_size: int,
+                   shard_items: int, engine: str) -> EmbedPlan:
+    """Validate the run, open (or create) the store and list what is left to embed."""
+    if views < 0 or batch_size < 1 or shard_items < 1:
+        raise HaiEdgeError("views must be >= 0, batch_size and shard_items >= 1")
+    wspec = None
+    if info.modality == "audio":
+        if not info.sample_rate or not info.window_samples:
+            raise HaiEdgeError(f"{info.id}: audio teacher without sample_rate/window_samples")
+        wspec = windowing_spec(spec, int(info.sample_rate), int(info.window_samples))
+    meta = {
+        "teacher": info.to_dict(), "modality": info.modality, "dim": int(info.embedding_dim),
+        "spec": wspec.to_dict() if wspec else None, "views": int(views), "seed": int(seed),
+        "corpus_hash": corpus_hash(items), "corpus_items": len(items), "engine": engine,
+        "hai_edge_version": __version__,
+    }
+    store = _open_store(store_dir, meta)
+    done = store.done_items()
+    return EmbedPlan(store, wspec, [it for it in items if it.item_id not in done])
+
+
 # ------------------------------------------------------------------------------ entry point
 def embed_corpus(
     teacher: Teacher,
@@ -267,42 +355,29 @@ def embed_corpus(
         return import_precomputed(teacher, store_dir, items, shard_items=shard_items,
                                   progress=progress)
     info = teacher.info
-    wspec = None
-    if info.modality == "audio":
-        if not info.sample_rate or not info.window_samples:
-            raise HaiEdgeError(f"{info.id}: audio teacher without sample_rate/window_samples")
-        wspec = windowing_spec(spec, int(info.sample_rate), int(info.window_samples))
-    meta = {
-        "teacher": info.to_dict(), "modality": info.modality, "dim": int(info.embedding_dim),
-        "spec": wspec.to_dict() if wspec else None, "views": int(views), "seed": int(seed),
-        "corpus_hash": corpus_hash(items), "corpus_items": len(items), "engine": engine,
-        "hai_edge_version": __version__,
-    }
-    store = _open_store(store_dir, meta)
-    done = store.done_items()
-    todo = [it for it in items if it.item_id not in done]
+    plan = plan_embedding(info, items, store_dir, spec=spec, views=views, seed=seed,
+                          batch_size=batch_size, shard_items=shard_items, engine=engine)
+    store, wspec, todo = plan.store, plan.wspec, plan.todo
 
-    def run_teacher(batch: list[_Row]) -> np.ndarray:
+    def run_teacher(batch: list[SampleRow]) -> np.ndarray:
         return teacher.embed([row.data for row in batch])
 
     writer = _ShardWriter(store, run_teacher, int(info.embedding_dim), batch_size, shard_items)
-    bar = _Progress(len(todo), progress)
+    bar = Progress(len(todo), progress)
     skipped: list[dict] = []
     try:
         for item in todo:
             try:
-                rows = _audio_rows(item, info, wspec, views, seed) if wspec else \
-                    _image_rows(item, views, seed)
+                rows = item_rows(item, info, wspec, views, seed)
             except InputError as exc:
-                skipped.append({"item_id": item.item_id, "path": str(item.path),
-                                "reason": exc.problem})
+                skipped.append(skip_record(item.item_id, str(item.path), exc))
                 bar.update(skipped=True)
                 continue
             writer.add_item(rows)
             bar.update()
         writer.flush()
     finally:
-        _save_meta(store, skipped=_merge_skipped(store, {it.item_id for it in todo}, skipped))
+        finish_run(store, (it.item_id for it in todo), skipped)
     return store
 
 
@@ -360,9 +435,9 @@ def import_precomputed(
     store = _open_store(store_dir, meta)
     done = store.done_items()
     todo = [(item_id, key) for item_id, key in pairs if item_id not in done]
-    bar = _Progress(len(todo), progress)
+    bar = Progress(len(todo), progress)
 
-    def lookup(batch: list[_Row]) -> np.ndarray:
+    def lookup(batch: list[SampleRow]) -> np.ndarray:
         return teacher.embed_ids([str(row.data) for row in batch])
 
     writer = _ShardWriter(store, lookup, int(info.embedding_dim), 4096, shard_items)
@@ -370,11 +445,11 @@ def import_precomputed(
         rows = []
         for suffix, fid in groups[key]:
             m = _VIEW.search(suffix)
-            rows.append(_Row(item_id + suffix, item_id, int(m.group(1)) if m else 0, math.nan,
+            rows.append(SampleRow(item_id + suffix, item_id, int(m.group(1)) if m else 0, math.nan,
                              math.nan, "", np.asarray(fid)))
         writer.add_item(rows)
         bar.update()
     writer.flush()
     processed = {item_id for item_id, _ in pairs} | {s["item_id"] for s in skipped}
-    _save_meta(store, skipped=_merge_skipped(store, processed, skipped))
+    finish_run(store, processed, skipped)
     return store

@@ -4,14 +4,16 @@ Builds the app for a bundle, serves it on 127.0.0.1, and has the page itself tim
 (batch 1: one window, as a recording is scored) with ``performance.now()``, after the golden
 self-test and 10 warm-up runs (``?bench=N``). Side by side in one run:
 
+* the app's defaults (cross-origin isolated, threads chosen by the app: every core, at most 4);
 * cross-origin isolated (COOP/COEP), threads=1 and threads=2 (multi-threaded WASM);
 * not isolated, threads=1: ``performance.now()`` is coarsened to 100 us there, so medians are
   multiples of 0.1 ms; the mean over the whole timed loop (wall / N) is not affected.
 
 It also prints the JS front end's time per window (log-mel/PCEN of one window), the same model
 on native onnxruntime for the browser/native ratio, and, for INT8 models, both QDQ execution
-modes forced (``fused``: ORT's int8 kernels; ``float``: INT8 numerics on float kernels; the app
-picks ``float`` when it reproduces the golden outputs, see docs/pwa.md).
+modes forced (``fused``, the app's default: ORT's int8 kernels, bit-exact with the Python
+runtime; ``float``, opt-in ``?qdq=float``: INT8 numerics on float kernels, faster but not
+bit-exact, see docs/pwa.md).
 
     python benchmarks/pwa_speed.py                      # the test fixture bundle (needs onnx)
     python benchmarks/pwa_speed.py --model audio-s      # the cough-demo student's size (torch)
@@ -144,9 +146,10 @@ def main() -> int:
             print(f"{rep.model_id:<12} {'native onnxruntime (Python)':<28} {1:>7} {'':>5} "
                   f"{native:>7.3f}  "
                   f"{'':>7}  {'':>7}  {'':>8}  (reference for the browser/native ratio)")
-            rows = [("cross-origin isolated", True, 1, ""), ("cross-origin isolated", True, 2, ""),
+            rows = [("app default (isolated, auto)", True, 0, ""),
+                    ("cross-origin isolated", True, 1, ""), ("cross-origin isolated", True, 2, ""),
                     ("not isolated (timer 100 us)", False, 1, "")]
-            if precision == "int8":  # the app's choice (auto) and both QDQ modes forced
+            if precision == "int8":  # both QDQ modes forced
                 rows += [("isolated, QDQ forced", True, 1, "fused"),
                          ("isolated, QDQ forced", True, 1, "float")]
             for label, iso, threads, qdq in rows:

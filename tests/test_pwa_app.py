@@ -236,6 +236,11 @@ def test_offline_recording_matches_hai_edge_cough(fx, pw, tmp_path, capsys) -> N
         assert "not for clinical use" in page.inner_text("#notices")
         qdq = page.evaluate("window.__pwa.qdq")
         assert qdq == "fused"  # ORT's int8 kernels: what the Python runtime computes
+        # scoring runs after the recording, on every core (at most 4); the parity below holds
+        # at that thread count
+        assert page.evaluate("window.__pwa.crossOriginIsolated") is True
+        assert page.evaluate("window.__pwa.threads") == page.evaluate(
+            "Math.min(4, navigator.hardwareConcurrency)")
         rec = _record(page)
         assert "not for clinical use" in " ".join(rec["result"]["notices"])
         assert rec["result"]["capture"]["processing"] == {  # as reported by the track

@@ -5,11 +5,14 @@
 const ORT_DIR = 'vendor/ort/';
 
 /** Threads: 1 without cross-origin isolation (multi-threaded WASM needs it); else `want` or
- *  half the cores (at least 1, at most 4), leaving the rest to the UI and audio. */
+ *  every core, at most 4. The model runs only once the recording has ended (nothing else then
+ *  competes for the cores), and ORT's int8 kernels give the same outputs on any thread count;
+ *  on this project's 2-core test machine 2 threads took the cough student from ~12 to ~7 ms
+ *  per window (benchmarks/pwa_speed.py). */
 export function chooseThreads(want) {
   if (!self.crossOriginIsolated) return 1;
   if (want) return Math.max(1, want);
-  return Math.min(4, Math.max(1, Math.floor((navigator.hardwareConcurrency || 2) / 2)));
+  return Math.min(4, Math.max(1, navigator.hardwareConcurrency || 1));
 }
 
 /**

@@ -10,10 +10,12 @@ per-stage medians and the 60 ms target (issue 7).
     python benchmarks/derm_e2e.py --photo my_12mp.jpg          # your own photo
     python benchmarks/derm_e2e.py --fidelity [--fidelity-reference --cache DIR]
     python benchmarks/derm_e2e.py --fidelity --jpeg-full-decode   # the alternative JPEG path
+    taskset -c 0 python benchmarks/derm_e2e.py --as-dicom      # the photo's JPEG in a DICOM
 
 ``--fidelity`` adds issue 7's cosines at 640 x 480, 1600 x 1200 and 12 MP: an EXIF-rotated JPEG
-vs the upright one, and VL Photographic DICOMs (uncompressed, JPEG baseline) built from the
-photo's fully decoded pixels vs the photo; ``--fidelity-reference`` repeats them on an FP32
+vs the upright one, VL Photographic DICOMs (uncompressed, JPEG baseline re-encoded) built from
+the photo's fully decoded pixels vs the photo, and a JPEG-baseline DICOM that wraps the photo's
+own JPEG bytes (how such files usually carry a camera picture) vs the photo; ``--fidelity-reference`` repeats them on an FP32
 export of the trained reference image teacher (export extra), a trained network to compare.
 On a busy machine also set ``OPENBLAS_NUM_THREADS=1`` and read the CPU column.
 
@@ -159,6 +161,8 @@ def main() -> int:
                     "on an FP32 export of the trained reference image teacher (export extra)")
     ap.add_argument("--fidelity-precision", choices=("int8", "fp32"),
                     help="with --fidelity: the bundle's models of this precision (default int8)")
+    ap.add_argument("--as-dicom", action="store_true", help="time a JPEG-baseline VL "
+                    "Photographic DICOM that wraps the photo's JPEG bytes instead of the photo")
     ap.add_argument("--jpeg-full-decode", action="store_true", help="decode JPEGs in full and "
                     "box-average them instead of decoding at reduced DCT scale")
     args = ap.parse_args()
@@ -179,6 +183,8 @@ def main() -> int:
         return 0
     bundle = Bundle.load(bundle_arg)
     photo = Path(args.photo) if args.photo else make_photo(tmp / "photo_12mp.jpg")
+    if args.as_dicom:
+        photo = _dicom_of_jpeg(tmp / "photo_12mp.dcm", photo)
     m = bundle.manifest
     spec = m.preprocessing
     affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
@@ -241,6 +247,24 @@ def _dicom(path: Path, arr: np.ndarray, jpeg: bool) -> Path:
     return path
 
 
+def _dicom_of_jpeg(path: Path, jpeg: Path) -> Path:
+    """A JPEG-baseline VL Photographic DICOM carrying ``jpeg``'s bytes as its one frame (EXIF
+    orientation is not a DICOM notion: give an upright photo)."""
+    from PIL import Image
+    from pydicom.encaps import encapsulate
+
+    with Image.open(jpeg) as im:
+        w, h = im.size
+    data = jpeg.read_bytes()
+    _dicom(path, np.zeros((h, w, 3), np.uint8), True)  # the header, then the real frame
+    import pydicom
+
+    ds = pydicom.dcmread(path)
+    ds.PixelData = encapsulate([data])
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
 def fidelity(bundle: Path, tmp: Path, sizes: tuple[tuple[int, int], ...] = (
         (640, 480), (1600, 1200), (4000, 3000)), precision: str | None = None) -> None:
     """Issue 7's cosines per photo size: EXIF-rotated (orientation 6) vs upright JPEG; DICOM
@@ -268,9 +292,10 @@ def fidelity(bundle: Path, tmp: Path, sizes: tuple[tuple[int, int], ...] = (
             e = pipe.analyze_file(upright)[0].embedding
             c = [cos(e, pipe.analyze_file(f)[0].embedding) for f in (
                 rotated, _dicom(tmp / f"raw_{w}.dcm", pixels, False),
-                _dicom(tmp / f"jpg_{w}.dcm", pixels, True))]
+                _dicom(tmp / f"jpg_{w}.dcm", pixels, True),
+                _dicom_of_jpeg(tmp / f"wrap_{w}.dcm", upright))]
             print(f"  {w}x{h}: EXIF-rotated {c[0]:.6f}, DICOM uncompressed {c[1]:.6f}, "
-                  f"DICOM JPEG baseline {c[2]:.6f}")
+                  f"DICOM JPEG baseline {c[2]:.6f}, DICOM wrapping the photo's JPEG {c[3]:.6f}")
 
 
 if __name__ == "__main__":

@@ -347,3 +347,59 @@ def test_every_format_is_reduced_like_jpeg(tmp_path):
                           draft_min_side=60)
     assert [f.reduction for f in frames] == [4, 4]
     np.testing.assert_array_equal(frames[1].pixels, box_reduce(arr[::-1], 4))
+
+
+def _jpeg_dicom(tmp_path: Path, name: str, jpegs: list[bytes], shape: tuple[int, ...],
+                pi: str = "YBR_FULL_422") -> Path:
+    from pydicom.encaps import encapsulate
+
+    return _dicom(tmp_path / name, np.zeros((len(jpegs), *shape) if len(jpegs) > 1 else shape,
+                                            np.uint8),
+                  pi=pi, frames=len(jpegs), ts="1.2.840.10008.1.2.4.50",
+                  pixel_data=encapsulate(jpegs))
+
+
+def test_dicom_wrapping_a_photo_jpeg_gives_the_photo_pixels(tmp_path):
+    """A JPEG-baseline DICOM that carries a photo's JPEG bytes (how VL Photographic files hold a
+    camera's picture) is decoded like the photo: reduced DCT scale, the same pixels bit for bit,
+    colour and grey, one frame or several; the general decoder agrees to DCT-vs-box rounding."""
+    arr = _gradient(480, 640).astype(np.uint8)
+    arr[100:300, 200:400] = (200, 120, 90)
+    photo = _save(Image.fromarray(arr), tmp_path / "p.jpg", "JPEG", quality=90)
+    grey = _save(Image.fromarray(arr[..., 1]), tmp_path / "g.jpg", "JPEG", quality=90)
+    (want,) = load_images(photo, draft_min_side=100)
+    (want_grey,) = load_images(grey, draft_min_side=100)
+    assert want.reduction == 4
+    one = _jpeg_dicom(tmp_path, "one.dcm", [photo.read_bytes()], arr.shape)
+    (got,) = load_images(one, draft_min_side=100)
+    assert (got.reduction, got.stored_size, got.frame) == (4, (640, 480), None)
+    np.testing.assert_array_equal(got.pixels, want.pixels)
+    (mem,) = load_images_bytes(one.read_bytes(), "one.dcm", draft_min_side=100)
+    np.testing.assert_array_equal(mem.pixels, want.pixels)
+    two = _jpeg_dicom(tmp_path, "two.dcm", [photo.read_bytes(), grey.read_bytes()][:1] * 2,
+                      arr.shape)
+    assert [f.frame for f in decode_dicom(two, draft_min_side=100)] == [0, 1]
+    (g,) = load_images(_jpeg_dicom(tmp_path, "g.dcm", [grey.read_bytes()], arr.shape[:2],
+                                   pi="MONOCHROME2"), draft_min_side=100)
+    np.testing.assert_array_equal(g.pixels, want_grey.pixels)
+    # without the reduction policy: the photo's full decode (pydicom's own Pillow plugin converts
+    # YBR itself and was up to 13 levels off it)
+    (full,) = decode_dicom(one)
+    with Image.open(photo) as im:
+        np.testing.assert_array_equal(full.pixels, np.asarray(im.convert("RGB")))
+    assert np.abs(box_reduce(full.pixels, 4).astype(int) - got.pixels).mean() < 1.0
+
+
+def test_dicom_jpeg_fast_path_falls_back_and_reports_errors(tmp_path):
+    """Anything the fast path does not expect goes to the general decoder, which reports a
+    corrupt frame in its own fixed words (no Pillow text, no header value)."""
+    arr = _gradient(480, 640).astype(np.uint8)
+    data = _save(Image.fromarray(arr), tmp_path / "p.jpg", "JPEG", quality=90).read_bytes()
+    cut = _jpeg_dicom(tmp_path, "cut.dcm", [data[: len(data) // 2]], arr.shape)
+    err = _input_error(load_images, cut, draft_min_side=100)
+    assert "cut.dcm" in str(err) and err.problem.startswith("DICOM pixel data is corrupt")
+    # header says 640x480, the frame is another size: not trusted, the general path decides
+    small = _save(Image.fromarray(arr[:240, :320]), tmp_path / "s.jpg", "JPEG").read_bytes()
+    odd = _jpeg_dicom(tmp_path, "odd.dcm", [small], arr.shape)
+    err = _input_error(load_images, odd, draft_min_side=100)
+    assert "odd.dcm" in str(err) and "DICOM" in err.problem

@@ -5,6 +5,11 @@ YBR_FULL_422 converted, compressed or not; PALETTE COLOR looked up), grey for MO
 (MONOCHROME1 inverted; more than 8 stored bits mapped to 8 through the window centre/width when
 present, else through the full stored range).
 
+JPEG-baseline frames (how VL Photographic files usually carry a camera's JPEG) are decoded
+exactly as a JPEG photo is: by libjpeg through Pillow, at the reduced DCT scale when the
+reduction policy applies. A DICOM wrapping a photo's JPEG then gives the photo's pixels bit for
+bit, and a 12 MP frame decodes in milliseconds instead of in full and then box-reduced.
+
 Privacy: DICOM headers carry patient data. Error messages here are fixed texts that only ever
 include technical values (rows, columns, frames, the transfer syntax name and the photometric
 interpretation); pydicom's own exception texts and warnings are never passed on.
@@ -32,9 +37,11 @@ from ._image import (
     check_limits,
     decode_image,
     decode_image_bytes,
+    _draft,
     megapixels,
     open_input_file,
     reduce_decoded,
+    reduction_factor,
     source_name,
 )
 
@@ -185,9 +192,14 @@ def _decode(
                 f"({megapixels(total)} in all); the limit is {megapixels(max_pixels)}",
             )
         ts = _transfer_syntax(pydicom, ds, src)
+        fast = _jpeg_frames_reduced(ds, ts, geo, draft_min_side)
+        if fast is not None:
+            return _images(fast, geo, src, draft_min_side)
         decoder = _decoder_for(ts, src)
         if not ts.is_encapsulated:
             _check_native_length(ds, src)
+        elif str(ts) in _ENDS_WITH_EOI:
+            _check_frames_complete(ds, geo, src)
         try:
             arr, meta = decoder.as_array(ds, as_rgb=True)
         except MemoryError:
@@ -204,19 +216,58 @@ def _decode(
             raise InputError(src, _CORRUPT)
         pi = str(meta.get("photometric_interpretation", geo["pi"]) or geo["pi"]).strip().upper()
         out = _to_uint8(pydicom, ds, arr, pi, geo, src)
+    return _images(list(out), geo, src, draft_min_side)
+
+
+def _images(frames: list[np.ndarray], geo: dict[str, Any], src: str,
+            draft_min_side: int | None) -> list[DecodedImage]:
     stored = (geo["cols"], geo["rows"])
     images = []
-    for i in range(frames):
-        pixels, factor = reduce_decoded(out[i], stored, draft_min_side)
+    for i, frame in enumerate(frames):
+        pixels, factor = reduce_decoded(frame, stored, draft_min_side)
         images.append(DecodedImage(
             pixels=np.ascontiguousarray(pixels),
             orientation=1,
             source=src,
-            frame=i if frames > 1 else None,
+            frame=i if len(frames) > 1 else None,
             reduction=factor,
             stored_size=stored if factor > 1 else None,
         ))
     return images
+
+
+_JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
+_PIL_MODE = {("YBR_FULL_422", 3): "RGB", ("YBR_FULL", 3): "RGB", ("MONOCHROME2", 1): "L"}
+
+
+def _jpeg_frames_reduced(ds: Any, ts: Any, geo: dict[str, Any],
+                         draft_min_side: int | None) -> list[np.ndarray] | None:
+    """JPEG-baseline 8-bit frames decoded as a JPEG photo is (libjpeg's own YCbCr conversion; the
+    reduced DCT scale when the policy reduces), or None when this is not that case or anything is
+    unexpected: the general pydicom path then decodes the file and reports errors in its own
+    fixed words. (pydicom's Pillow plugin converts YBR itself: up to 13 levels from the photo.)"""
+    if str(ts) != _JPEG_BASELINE:
+        return None
+    mode = _PIL_MODE.get((geo["pi"], geo["spp"]))
+    if mode is None or geo["bits_alloc"] != 8 or geo["bits_stored"] != 8 or geo["signed"]:
+        return None
+    rows, cols = geo["rows"], geo["cols"]
+    k = reduction_factor(cols, rows, draft_min_side)
+    try:
+        from PIL import Image
+        from pydicom.encaps import generate_frames
+
+        out = []
+        for data in generate_frames(ds.PixelData, number_of_frames=geo["frames"]):
+            with Image.open(io.BytesIO(data)) as img:
+                if img.format != "JPEG" or img.size != (cols, rows) or img.mode != mode:
+                    return None
+                _draft(img, cols, rows, k)
+                img.load()
+                out.append(np.asarray(img))
+    except Exception:  # corrupt or unusual: the general path decides
+        return None
+    return out if len(out) == geo["frames"] else None
 
 
 class _DropThisThread(logging.Filter):
@@ -362,6 +413,29 @@ def _decoder_for(ts: Any, src: str) -> Any:
             package = "pylibjpeg"
         raise MissingDependencyError(f"decoding DICOM {name}", "dicom", package)
     return decoder
+
+
+# JPEG, JPEG-LS and JPEG 2000 (incl. HTJ2K) code streams end with FFD9 (EOI / EOC)
+_ENDS_WITH_EOI = frozenset({
+    "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57",
+    "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81",
+    "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.201",
+    "1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.203",
+})
+
+
+def _check_frames_complete(ds: Any, geo: dict[str, Any], src: str) -> None:
+    """A truncated compressed frame must fail: some plugins (pylibjpeg) decode what is there
+    and fill the rest, which would score a half-grey image as if it were the photo."""
+    from pydicom.encaps import generate_frames
+
+    try:
+        frames = list(generate_frames(ds.PixelData, number_of_frames=geo["frames"]))
+    except Exception:
+        raise InputError(src, _CORRUPT) from None
+    if len(frames) != geo["frames"] or any(
+            not bytes(f).rstrip(b"\x00").endswith(b"\xff\xd9") for f in frames):
+        raise InputError(src, _CORRUPT)
 
 
 def _check_native_length(ds: Any, src: str) -> None:

@@ -21,6 +21,7 @@ from hai_edge.runtime.decoders._image import box_reduce
 from ._decoder_helpers import gradient as _gradient
 from ._decoder_helpers import input_error as _input_error
 from ._decoder_helpers import jpeg_bytes as _jpeg_bytes
+from ._decoder_helpers import make_dicom
 from ._decoder_helpers import save as _save
 
 Image = pytest.importorskip("PIL.Image")
@@ -29,57 +30,11 @@ Image = pytest.importorskip("PIL.Image")
 # DICOM
 
 pydicom = pytest.importorskip("pydicom")
-VL_PHOTO = "1.2.840.10008.5.1.4.1.1.77.1.4"
 PHI = {"PatientName": "Doe^Jane", "PatientID": "PID-12345", "PatientBirthDate": "19800101"}
 
 
-def _dicom(
-    path: Path,
-    pixels: np.ndarray | None,
-    *,
-    pi: str = "RGB",
-    frames: int = 1,
-    ts: str = "1.2.840.10008.1.2.1",
-    pixel_data: bytes | None = None,
-    bits_stored: int | None = None,
-    signed: bool = False,
-    phi: bool = False,
-    **extra,
-) -> Path:
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import UID, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = VL_PHOTO
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = UID(ts)
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = VL_PHOTO
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.Modality = "XC"
-    if phi:
-        for k, v in PHI.items():
-            setattr(ds, k, v)
-    if pixels is not None:
-        shape = pixels.shape[1:] if frames > 1 else pixels.shape
-        ds.Rows, ds.Columns = int(shape[0]), int(shape[1])
-        ds.SamplesPerPixel = 3 if len(shape) == 3 else 1
-        if ds.SamplesPerPixel == 3:
-            ds.PlanarConfiguration = 0
-        ds.PhotometricInterpretation = pi
-        bits = pixels.dtype.itemsize * 8
-        ds.BitsAllocated = bits
-        ds.BitsStored = bits_stored or bits
-        ds.HighBit = ds.BitsStored - 1
-        ds.PixelRepresentation = 1 if signed else 0
-        if frames > 1:
-            ds.NumberOfFrames = frames
-        ds.PixelData = pixel_data if pixel_data is not None else pixels.tobytes()
-    for k, v in extra.items():
-        setattr(ds, k, v)
-    ds.save_as(path, enforce_file_format=True)
-    return path
+def _dicom(path: Path, pixels: np.ndarray | None, *, phi: bool = False, **kw) -> Path:
+    return make_dicom(path, pixels, phi=PHI if phi else None, **kw)
 
 
 def _rgb(h: int = 12, w: int = 16, seed: int = 3) -> np.ndarray:

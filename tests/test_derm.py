@@ -22,12 +22,12 @@ from hai_edge.errors import BundleError, HaiEdgeError, InputError
 from hai_edge.runtime.derm import DermPipeline, DermResult, QualityCheck, QualityReport
 from hai_edge.runtime.heads import Calibration, CalibrationKind, Head
 
+from ._decoder_helpers import make_dicom
 from ._onnx_models import make_onnx_bundle
 
 Image = pytest.importorskip("PIL.Image")
 
 DIM = 16
-VL_PHOTO = "1.2.840.10008.5.1.4.1.1.77.1.4"
 PHI = {"PatientName": "Doe^Jane", "PatientID": "PID-987654321", "PatientBirthDate": "19700101"}
 PHI_STRINGS = (*PHI.values(), "Doe", "Jane", "987654321", "1970")
 KEY = b"0123456789abcdef-secret-key"
@@ -87,35 +87,8 @@ def _stored_for(upright: np.ndarray, orientation: int) -> np.ndarray:
             }[orientation].copy()
 
 
-def _dicom(path: Path, pixels: np.ndarray, *, ts: str = "1.2.840.10008.1.2.1",
-           pi: str = "RGB", pixel_data: bytes | None = None, frames: int = 1,
-           phi: bool = True) -> Path:
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import UID, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = VL_PHOTO
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = UID(ts)
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = VL_PHOTO
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.Modality = "XC"
-    if phi:
-        for k, v in PHI.items():
-            setattr(ds, k, v)
-    shape = pixels.shape[1:] if frames > 1 else pixels.shape
-    ds.Rows, ds.Columns = int(shape[0]), int(shape[1])
-    ds.SamplesPerPixel = 3
-    ds.PlanarConfiguration = 0
-    ds.PhotometricInterpretation = pi
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
-    if frames > 1:
-        ds.NumberOfFrames = frames
-    ds.PixelData = pixel_data if pixel_data is not None else pixels.tobytes()
-    ds.save_as(path, enforce_file_format=True)
-    return path
+def _dicom(path: Path, pixels: np.ndarray, *, phi: bool = True, **kw) -> Path:
+    return make_dicom(path, pixels, phi=PHI if phi else None, **kw)
 
 
 def _dicom_jpeg(path: Path, arr: np.ndarray) -> Path:

@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from ...bundle import Bundle, ModelFormat, Precision, resolve_bundle
+from ...bundle import Bundle, ModelFormat, Precision, resolve_bundle, sha256_file
 from ..._io import replace_dir
 from ...errors import BundleError, HaiEdgeError
 
@@ -57,14 +57,6 @@ class BuildReport:
         return sum(self.files.values())
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def ort_version() -> str:
     """The onnxruntime-web version pinned by the package's lockfile."""
     lock = json.loads((APP_DIR / "package-lock.json").read_text(encoding="utf-8"))
@@ -82,7 +74,7 @@ def _vendored_ok(directory: Path, version: str) -> bool:
     if info.get("version") != version:
         return False
     files = info.get("files") or {}
-    return all((directory / f).is_file() and files.get(f) == _sha256(directory / f)
+    return all((directory / f).is_file() and files.get(f) == sha256_file(directory / f)
                for f in ORT_FILES)
 
 
@@ -106,7 +98,7 @@ def _npm_ci(dest: Path, version: str) -> None:
         for f in ORT_FILES:
             shutil.copyfile(dist / f, dest / f)
     stamp = {"version": version, "license": "MIT (c) Microsoft Corporation",
-             "files": {f: _sha256(dest / f) for f in ORT_FILES}}
+             "files": {f: sha256_file(dest / f) for f in ORT_FILES}}
     (dest / ORT_STAMP).write_text(json.dumps(stamp, indent=1) + "\n", encoding="utf-8")
 
 
@@ -213,7 +205,7 @@ def build_app(out: str | os.PathLike[str], bundle: str | os.PathLike[str] | None
         rels = sorted([*copies, _BUILD_MARK])
         digest = hashlib.sha256()
         for rel in rels:
-            digest.update(rel.encode() + b"\0" + _sha256(tmp / rel).encode())
+            digest.update(rel.encode() + b"\0" + sha256_file(tmp / rel).encode())
         version = digest.hexdigest()[:16]
         precache = [f"./{r}" for r in rels]  # "./" itself is answered with index.html
         sw = (STATIC_DIR / "sw.js").read_text(encoding="utf-8")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import hashlib
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -26,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from ...bundle import sha256_file
 from ...errors import HaiEdgeError, MissingDependencyError
 
 __all__ = [
@@ -110,14 +110,6 @@ def resolve_sources(target: str | None, run: str | None, bundle: str | None
     return run_dir, b
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 # ------------------------------------------------------------------------------ labels
 @dataclasses.dataclass(frozen=True)
 class LabelTable:
@@ -162,7 +154,7 @@ def read_labels(path: str | os.PathLike[str], item_ids: Sequence[str],
         key = r.get(best, "")
         if key in wanted and key not in table:
             table[key] = r
-    return LabelTable(path=p, id_col=best, rows=table, sha256=_sha256(p))
+    return LabelTable(path=p, id_col=best, rows=table, sha256=sha256_file(p))
 
 
 # ------------------------------------------------------------------------------ benchmarks

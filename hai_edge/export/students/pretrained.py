@@ -13,11 +13,11 @@ the inputs and outputs they were trained on.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
+from ...bundle import sha256_file
 from ...errors import HaiEdgeError
 
 __all__ = ["PRETRAINED_DIR", "StudentInit", "load_init", "save_pretrained"]
@@ -37,14 +37,6 @@ class StudentInit:
     sha256: str  # of the weights file: part of the run fingerprint
 
 
-def _file_sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def load_init(source: str) -> StudentInit:
     """``RUN_DIR`` (run.json + student.pt) or ``pretrained:<preset>``."""
     import torch
@@ -61,7 +53,7 @@ def load_init(source: str) -> StudentInit:
         meta = json.loads(meta_path.read_text())
         if meta.get("format") != _FORMAT:
             raise HaiEdgeError(f"{meta_path}: not a pretrained student ({meta.get('format')!r})")
-        sha = _file_sha(weights)
+        sha = sha256_file(weights)
         if sha != meta.get("sha256"):
             raise HaiEdgeError(f"{weights}: sha256 does not match student.json (modified?)")
         from safetensors.torch import load_file
@@ -78,7 +70,7 @@ def load_init(source: str) -> StudentInit:
     ck = torch.load(weights, map_location="cpu", weights_only=True)
     return StudentInit(source, ck["preset"], str((meta.get("teacher") or {}).get("id", "")),
                        int(ck["teacher_dim"]), meta["preprocessing"],
-                       {k: v.float() for k, v in ck["state_dict"].items()}, _file_sha(weights))
+                       {k: v.float() for k, v in ck["state_dict"].items()}, sha256_file(weights))
 
 
 def save_pretrained(run_dir: str | Path, dest: str | Path) -> Path:
@@ -99,7 +91,7 @@ def save_pretrained(run_dir: str | Path, dest: str | Path) -> Path:
     tmp.replace(out / "student.safetensors")
     doc = {"format": _FORMAT, "preset": init.preset, "teacher": meta_run.get("teacher") or {},
            "teacher_dim": init.teacher_dim, "preprocessing": init.preprocessing,
-           "sha256": _file_sha(out / "student.safetensors"),
+           "sha256": sha256_file(out / "student.safetensors"),
            "trained": {"data": {k: v for k, v in (meta_run.get("data") or {}).items()
                                 if k != "path"},
                        "split": meta_run.get("split"), "fidelity_heldout": meta_run.get("fidelity"),

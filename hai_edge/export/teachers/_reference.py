@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -26,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from ...bundle import sha256_file
 from ...errors import HaiEdgeError, MissingDependencyError
 from ...runtime.frontends import (
     AudioFrontendSpec,
@@ -210,14 +210,6 @@ def build_module(which: str, config: EncoderConfig | None = None) -> Any:
     if which not in MODALITIES:
         raise HaiEdgeError(f"reference teacher {which!r}: expected one of {', '.join(MODALITIES)}")
     return _torch_classes()[ARCHITECTURES[which]](config or default_config(which))
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _weights_dir(which: str, weights_dir: str | os.PathLike[str] | None) -> Path:

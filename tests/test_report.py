@@ -29,18 +29,10 @@ from hai_edge.export.corpus import load_corpus  # noqa: E402
 from hai_edge.export.store import EmbeddingStore  # noqa: E402
 from hai_edge.export.teacher_embed import embed_corpus  # noqa: E402
 
-from .test_distill import TINY, ConvTeacher  # noqa: E402
+from .test_distill import TINY, ConvTeacher, _write_csv  # noqa: E402
 
 SECTION_IDS = ("summary", "provenance", "fidelity", "probe", "label-efficiency", "subgroups",
                "speed", "method")
-
-
-def _write_csv(path: Path, rows: list[dict]) -> Path:
-    with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    return path
 
 
 def _corpus(root: Path, n: int = 60) -> tuple[Path, Path]:

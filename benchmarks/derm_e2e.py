@@ -15,8 +15,9 @@ per-stage medians and the 60 ms target (issue 7).
 ``--fidelity`` adds issue 7's cosines at 640 x 480, 1600 x 1200 and 12 MP: an EXIF-rotated JPEG
 vs the upright one, VL Photographic DICOMs (uncompressed, JPEG baseline re-encoded) built from
 the photo's fully decoded pixels vs the photo, and a JPEG-baseline DICOM that wraps the photo's
-own JPEG bytes (how such files usually carry a camera picture) vs the photo; ``--fidelity-reference`` repeats them on an FP32
-export of the trained reference image teacher (export extra), a trained network to compare.
+own JPEG bytes (how such files usually carry a camera picture) vs the photo;
+``--fidelity-reference`` repeats them on an FP32 export of the trained reference image teacher
+(export extra), a trained network to compare.
 On a busy machine also set ``OPENBLAS_NUM_THREADS=1`` and read the CPU column.
 
 ``--jpeg-full-decode`` measures the alternative reduction for JPEG: decode in full, then
@@ -168,10 +169,11 @@ def main() -> int:
     args = ap.parse_args()
 
     from hai_edge.bundle import Bundle, builtin_bundles
+    from hai_edge.runtime.decoders import _dicom as decoders_dicom
     from hai_edge.runtime.decoders import _image as decoders_image
 
-    if args.jpeg_full_decode:  # no draft: the decoder then box-reduces the full decode
-        decoders_image._draft = lambda *a, **k: None
+    if args.jpeg_full_decode:  # no draft: the decoders then box-reduce the full decode
+        decoders_image._draft = decoders_dicom._draft = lambda *a, **k: None
     from hai_edge.runtime.backends import BACKENDS
 
     tmp = Path(tempfile.mkdtemp(prefix="hai-edge-derm-e2e-"))
@@ -214,8 +216,10 @@ def main() -> int:
     return 0
 
 
-def _dicom(path: Path, arr: np.ndarray, jpeg: bool) -> Path:
-    """A VL Photographic DICOM of ``arr``: uncompressed RGB, or one JPEG-baseline frame."""
+def _dicom(path: Path, arr: np.ndarray | None, jpeg: bool, *, frame: bytes | None = None,
+           size: tuple[int, int] | None = None) -> Path:
+    """A VL Photographic DICOM of ``arr``: uncompressed RGB, or one JPEG-baseline frame (``arr``
+    re-encoded, or ``frame``: JPEG bytes of ``size`` = (width, height) carried as they are)."""
     import io
 
     from PIL import Image
@@ -232,14 +236,16 @@ def _dicom(path: Path, arr: np.ndarray, jpeg: bool) -> Path:
     ds.SOPClassUID = meta.MediaStorageSOPClassUID
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
     ds.Modality = "XC"
-    ds.Rows, ds.Columns = arr.shape[:2]
+    ds.Rows, ds.Columns = (size[1], size[0]) if arr is None else arr.shape[:2]
     ds.SamplesPerPixel, ds.PlanarConfiguration = 3, 0
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
     if jpeg:
-        buf = io.BytesIO()
-        Image.fromarray(arr).save(buf, "JPEG", quality=92)
+        if frame is None:
+            buf = io.BytesIO()
+            Image.fromarray(arr).save(buf, "JPEG", quality=92)
+            frame = buf.getvalue()
         ds.PhotometricInterpretation = "YBR_FULL_422"
-        ds.PixelData = encapsulate([buf.getvalue()])
+        ds.PixelData = encapsulate([frame])
     else:
         ds.PhotometricInterpretation = "RGB"
         ds.PixelData = arr.tobytes()
@@ -251,18 +257,10 @@ def _dicom_of_jpeg(path: Path, jpeg: Path) -> Path:
     """A JPEG-baseline VL Photographic DICOM carrying ``jpeg``'s bytes as its one frame (EXIF
     orientation is not a DICOM notion: give an upright photo)."""
     from PIL import Image
-    from pydicom.encaps import encapsulate
 
     with Image.open(jpeg) as im:
-        w, h = im.size
-    data = jpeg.read_bytes()
-    _dicom(path, np.zeros((h, w, 3), np.uint8), True)  # the header, then the real frame
-    import pydicom
-
-    ds = pydicom.dcmread(path)
-    ds.PixelData = encapsulate([data])
-    ds.save_as(path, enforce_file_format=True)
-    return path
+        size = im.size
+    return _dicom(path, None, True, frame=jpeg.read_bytes(), size=size)
 
 
 def fidelity(bundle: Path, tmp: Path, sizes: tuple[tuple[int, int], ...] = (

@@ -192,7 +192,7 @@ def _decode(
                 f"({megapixels(total)} in all); the limit is {megapixels(max_pixels)}",
             )
         ts = _transfer_syntax(pydicom, ds, src)
-        fast = _jpeg_frames_reduced(ds, ts, geo, draft_min_side)
+        fast = _jpeg_baseline_frames(ds, ts, geo, draft_min_side)
         if fast is not None:
             return _images(fast, geo, src, draft_min_side)
         decoder = _decoder_for(ts, src)
@@ -240,7 +240,7 @@ _JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
 _PIL_MODE = {("YBR_FULL_422", 3): "RGB", ("YBR_FULL", 3): "RGB", ("MONOCHROME2", 1): "L"}
 
 
-def _jpeg_frames_reduced(ds: Any, ts: Any, geo: dict[str, Any],
+def _jpeg_baseline_frames(ds: Any, ts: Any, geo: dict[str, Any],
                          draft_min_side: int | None) -> list[np.ndarray] | None:
     """JPEG-baseline 8-bit frames decoded as a JPEG photo is (libjpeg's own YCbCr conversion; the
     reduced DCT scale when the policy reduces), or None when this is not that case or anything is

@@ -10,6 +10,7 @@ import dataclasses
 import os
 import time
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 
@@ -18,7 +19,7 @@ from ..errors import BackendError
 from .backends import Backend, open_model
 from .frontends import AudioFrontendSpec, ImageFrontendSpec, prepare_audio, prepare_image
 
-__all__ = ["AudioEmbedding", "Embedder", "ImageEmbedding"]
+__all__ = ["AudioEmbedding", "Embedder", "EmbedderPipeline", "ImageEmbedding"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,3 +171,24 @@ class Embedder:
             emb.timing_ms["decode"] = decode_ms
             results.append(emb)
         return results
+
+
+class EmbedderPipeline:
+    """What the cough and derm pipelines share: they own an :class:`Embedder` (closed with
+    them) and stamp every result with the bundle, engine and model that produced it."""
+
+    embedder: Embedder
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.embedder.close()
+
+    @property
+    def meta(self) -> dict[str, str]:
+        return {"bundle": self.embedder.bundle.manifest.name,
+                "backend": self.embedder.backend_name, "model": self.embedder.entry.id}

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import HaiEdgeError, InputError
+from ._embedder import Embedder, EmbedderPipeline
 from .events import Event, EventDetector, detector_from_bundle
 from .frontends import AudioFrontendSpec, resample, split_windows, to_mono, window_features
 from .heads import Head, load_heads
@@ -174,7 +175,7 @@ def _rms_db(x: np.ndarray) -> float:
     return 20.0 * math.log10(rms) if rms > 0 else -math.inf
 
 
-class CoughPipeline:
+class CoughPipeline(EmbedderPipeline):
     """Events + windows + embeddings + heads for one bundle. ``heads``: names to use (default:
     all the bundle's heads); ``detector``: overrides the bundle's; ``keep_embeddings`` keeps each
     window's embedding in the result (``--windows``)."""
@@ -183,8 +184,6 @@ class CoughPipeline:
                  threads: int | None = None, heads: Sequence[str] | None = None,
                  detector: EventDetector | None = None, engine: Any = None,
                  keep_embeddings: bool = False) -> None:
-        from ._embedder import Embedder
-
         self.embedder = Embedder(bundle, backend, precision=precision, threads=threads,
                                  engine=engine)
         self.bundle = self.embedder.bundle
@@ -208,19 +207,9 @@ class CoughPipeline:
             notices.append("this bundle has no heads: events and windows only, no scores")
         self.notices = tuple(notices)
 
-    def __enter__(self) -> CoughPipeline:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.embedder.close()
-
     @property
-    def meta(self) -> dict[str, Any]:
-        return {"bundle": self.bundle.manifest.name, "backend": self.embedder.backend_name,
-                "model": self.embedder.entry.id, "detector": self.detector.name}
+    def meta(self) -> dict[str, str]:
+        return {**super().meta, "detector": self.detector.name}
 
     # ----------------------------------------------------------------------------- offline
     def analyze_file(self, path: str | os.PathLike[str]) -> CoughResult:

@@ -33,6 +33,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from ..errors import BundleError, HaiEdgeError, InputError
+from ._embedder import Embedder, EmbedderPipeline
 from .frontends import ImageFrontendSpec
 from .heads import Head, load_heads
 from .quality import QualityCheck, QualityReport, assess_quality
@@ -127,7 +128,7 @@ def _default_bundle() -> str:
                       "installed; pass a bundle directory (--bundle DIR)")
 
 
-class DermPipeline:
+class DermPipeline(EmbedderPipeline):
     """Quality checks + embedding + heads for one image bundle (default: built-in derm-demo).
 
     ``heads``: names of the heads to apply (default: all of the bundle's; ``[]``: none);
@@ -140,8 +141,6 @@ class DermPipeline:
                  precision: str | None = None, threads: int | None = None,
                  heads: Sequence[str] | None = None, pseudonym_key: bytes | None = None,
                  engine: Any = None) -> None:
-        from ._embedder import Embedder
-
         if pseudonym_key is not None:
             if not isinstance(pseudonym_key, (bytes, bytearray)):
                 raise HaiEdgeError("the pseudonym key must be bytes")
@@ -180,20 +179,6 @@ class DermPipeline:
                                                      for n in notices):
             notices.append(_REFERENCE_NOTICE.format(id=tid))
         return tuple(notices)
-
-    def __enter__(self) -> DermPipeline:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.embedder.close()
-
-    @property
-    def meta(self) -> dict[str, str]:
-        return {"bundle": self.bundle.manifest.name, "backend": self.embedder.backend_name,
-                "model": self.embedder.entry.id}
 
     # ------------------------------------------------------------------------ inputs
     def analyze_file(self, path: str | os.PathLike[str]) -> list[DermResult]:

@@ -44,7 +44,7 @@ def _tiny_bundle(root: Path) -> Path:
         TensorSpec,
         write_bundle,
     )
-    from hai_edge.cli_cough import add_head_to_bundle
+    from hai_edge.cli.cough import add_head_to_bundle
     from hai_edge.runtime.frontends import AudioFrontendSpec
     from hai_edge.runtime.heads import Head
     from tests._onnx_models import onnx_linear_model
@@ -65,9 +65,9 @@ def _tiny_bundle(root: Path) -> Path:
 
 def _clip_recording(seconds: float, sr: int) -> np.ndarray:
     """The bundled CC0 cough clips, trimmed to their active part, in a -60 dBFS noise bed."""
-    from hai_edge.export.cough_scenes import SceneClip, make_scenes
-    from hai_edge.export.cough_detector_train import load_16k
-    from hai_edge.export.demo import DEMO_DATA
+    from hai_edge.heads.cough_scenes import SceneClip, make_scenes
+    from hai_edge.heads.detector_train import load_16k
+    from hai_edge.demo.pipeline import DEMO_DATA
     from hai_edge.runtime.frontends import resample
 
     clips = [SceneClip(p.stem, p, "cough", "demo_data", p.stem)

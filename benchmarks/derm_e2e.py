@@ -81,7 +81,7 @@ def build_reference(dest: Path) -> Path:
     if (dest / "manifest.json").is_file():
         return dest
     from hai_edge.export.fp32_bundle import build_fp32_bundle
-    from hai_edge.export.teachers._reference import reference_teacher_module
+    from hai_edge.teachers._reference import reference_teacher_module
 
     print(f"building the FP32 reference-teacher bundle in {dest} (once) ...", file=sys.stderr)
     module, spec = reference_teacher_module("image")

@@ -27,8 +27,8 @@ SOURCES = {"audio": DATA / "cough-ru" / "metadata.csv", "image": DATA / "pad-ufe
 
 
 def real_inputs(modality: str, spec, n_cal: int, n_held: int):  # noqa: ANN001, ANN201
-    from hai_edge.export.corpus import load_corpus, split_by_group
-    from hai_edge.export.distill_data import student_inputs
+    from hai_edge.corpus import load_corpus, split_by_group
+    from hai_edge.distill.data import student_inputs
 
     items = load_corpus(SOURCES[modality], modality)
     if modality == "audio":

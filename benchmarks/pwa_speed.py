@@ -39,8 +39,8 @@ def _exported(root: Path, which: str) -> Path:
     from hai_edge.export.bundle_builder import BuildOptions, build_bundle
 
     if which == "audio-s":  # the cough-demo student's architecture (random init)
-        from hai_edge.export.students import get_preset
-        from hai_edge.export.students._nets import EmbeddingModel
+        from hai_edge.distill.students import get_preset
+        from hai_edge.distill.students._nets import EmbeddingModel
 
         preset = get_preset("audio-s")
         model, spec = EmbeddingModel(preset.build(seed=0), None), preset.frontend

@@ -43,9 +43,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hai_edge.export.corpus import load_corpus  # noqa: E402
-from hai_edge.export.teacher_embed import Progress, embed_corpus  # noqa: E402
-from hai_edge.export.teachers import TeacherInfo, load_teacher  # noqa: E402
+from hai_edge.corpus import load_corpus  # noqa: E402
+from hai_edge.distill.teacher_embed import Progress, embed_corpus  # noqa: E402
+from hai_edge.teachers import TeacherInfo, load_teacher  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPLICA = "torch:teacher_embed_scale:hear_replica_teacher"  # importable by Ray's workers too
@@ -197,7 +197,7 @@ def _actor_threads(ray: object) -> int:
 
 def run_ray(teacher_spec: str, items: list, out: Path, workers: int, kwargs: dict,
             info: TeacherInfo | None) -> dict:
-    from hai_edge.export.teacher_embed_ray import RayOptions, embed_corpus_ray, ray_session
+    from hai_edge.distill.teacher_embed_ray import RayOptions, embed_corpus_ray, ray_session
 
     options = RayOptions(workers=workers)
     t0 = time.perf_counter()

@@ -58,7 +58,7 @@ class LoggedTeacher:
 
 
 def make_logged_audio_teacher() -> LoggedTeacher:
-    from hai_edge.export.teachers.generic import TorchModuleTeacher
+    from hai_edge.teachers.generic import TorchModuleTeacher
 
     from ._teacher_fakes import make_audio_net
 
@@ -66,7 +66,7 @@ def make_logged_audio_teacher() -> LoggedTeacher:
 
 
 def make_logged_image_teacher() -> LoggedTeacher:
-    from hai_edge.export.teachers.generic import TorchModuleTeacher
+    from hai_edge.teachers.generic import TorchModuleTeacher
 
     from ._teacher_fakes import make_image_net
 

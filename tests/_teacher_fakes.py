@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from hai_edge.export.teachers import TeacherInfo
+from hai_edge.teachers import TeacherInfo
 
 __all__ = [
     "FakeAudioTeacher",

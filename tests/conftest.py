@@ -23,7 +23,7 @@ def tiny_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     if missing:
         pytest.skip(f"the export extra is not installed ({', '.join(missing)})")
     from hai_edge.export.fp32_bundle import build_fp32_bundle
-    from hai_edge.runtime.frontends._spec import AudioFrontendSpec, ImageFrontendSpec
+    from hai_edge.bundle.frontend import AudioFrontendSpec, ImageFrontendSpec
 
     from ._tiny_models import TinyAudioNet, TinyImageNet
 

@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from hai_edge.export.augment import (
+from hai_edge.distill.augment import (
     AudioAug,
     ImageAug,
     apply_audio_aug,

@@ -177,10 +177,10 @@ def test_cli_export_broken_frontend_exits_2_with_figures(tmp_path: Path,
 
 
 def _fake_distill(monkeypatch: pytest.MonkeyPatch, run_dir: Path) -> None:
-    """A stand-in for hai_edge.export.distill (written concurrently): load_run + student_inputs."""
-    from hai_edge.export.corpus import CorpusItem
+    """A stand-in for hai_edge.distill.run (written concurrently): load_run + student_inputs."""
+    from hai_edge.corpus import CorpusItem
     from hai_edge.export.golden import synthetic_model_inputs
-    from hai_edge.export.teachers._base import TeacherInfo
+    from hai_edge.teachers._base import TeacherInfo
 
     from ._tiny_models import TinyAudioNet
 
@@ -205,10 +205,10 @@ def _fake_distill(monkeypatch: pytest.MonkeyPatch, run_dir: Path) -> None:
         _, x, t = load_run(path)
         return x, t + 0.05 * np.random.default_rng(0).standard_normal(t.shape)
 
-    fake = types.ModuleType("hai_edge.export.distill")
+    fake = types.ModuleType("hai_edge.distill.run")
     fake.load_run = lambda path: load_run(path)[0]
     fake.student_inputs, fake.heldout_with_targets = student_inputs, heldout_with_targets
-    monkeypatch.setitem(sys.modules, "hai_edge.export.distill", fake)
+    monkeypatch.setitem(sys.modules, "hai_edge.distill.run", fake)
     (run_dir / "run.json").write_text(json.dumps({"name": "run-demo"}))
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from hai_edge.bundle import Bundle
 from hai_edge.cli import main
-from hai_edge.cli_cough import add_head_to_bundle
+from hai_edge.cli.cough import add_head_to_bundle
 from hai_edge.errors import InputError
 from hai_edge.runtime.cough import CoughPipeline, WindowPlanner, event_window
 from hai_edge.runtime.events import Event

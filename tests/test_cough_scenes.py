@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hai_edge.export.cough_scenes import (
+from hai_edge.heads.cough_scenes import (
     SR,
     Scene,
     SceneClip,

@@ -12,8 +12,8 @@ pytest.importorskip("litert_torch")
 
 
 def test_sample_set_is_bundled_with_attribution() -> None:
-    from hai_edge.export.corpus import load_corpus
-    from hai_edge.export.demo import DEMO_DATA
+    from hai_edge.corpus import load_corpus
+    from hai_edge.demo.pipeline import DEMO_DATA
 
     coughs = load_corpus(DEMO_DATA / "coughs" / "metadata.csv", "audio")
     lesions = load_corpus(DEMO_DATA / "lesions" / "metadata.csv", "image")
@@ -25,7 +25,7 @@ def test_sample_set_is_bundled_with_attribution() -> None:
 
 def test_demo_runs_end_to_end(tmp_path: Path, monkeypatch) -> None:
     from hai_edge.bundle import Bundle
-    from hai_edge.export.demo import run_demo
+    from hai_edge.demo.pipeline import run_demo
 
     lines: list[str] = []
     results = run_demo(tmp_path, quick=True, modalities=("audio",), say=lines.append,
@@ -44,8 +44,8 @@ def test_demo_runs_end_to_end(tmp_path: Path, monkeypatch) -> None:
 
 
 def test_demo_fine_tunes_the_shipped_student_only_for_its_own_teacher(tmp_path, monkeypatch) -> None:
-    from hai_edge.export import demo
-    from hai_edge.export.students import pretrained
+    from hai_edge.demo import pipeline as demo
+    from hai_edge.distill.students import pretrained
 
     plan = demo._PLANS["image"]
     monkeypatch.setattr(pretrained, "PRETRAINED_DIR", tmp_path)

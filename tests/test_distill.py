@@ -21,15 +21,15 @@ pytest.importorskip("sklearn")
 from hai_edge.bundle import Modality  # noqa: E402
 from hai_edge.cli import main  # noqa: E402
 from hai_edge.errors import HaiEdgeError  # noqa: E402
-from hai_edge.export import distill as distill_mod  # noqa: E402
-from hai_edge.export import students  # noqa: E402
-from hai_edge.export.corpus import load_corpus  # noqa: E402
-from hai_edge.export.distill import DistillConfig, distill, load_run, student_inputs  # noqa: E402
-from hai_edge.export.distill_data import load_media, row_media  # noqa: E402
-from hai_edge.export.store import EmbeddingStore  # noqa: E402
-from hai_edge.export.students import BlockSpec, StudentPreset  # noqa: E402
-from hai_edge.export.teacher_embed import embed_corpus  # noqa: E402
-from hai_edge.export.teachers import TeacherInfo  # noqa: E402
+from hai_edge.distill import run as distill_mod  # noqa: E402
+from hai_edge.distill import students  # noqa: E402
+from hai_edge.corpus import load_corpus  # noqa: E402
+from hai_edge.distill.run import DistillConfig, distill, load_run, student_inputs  # noqa: E402
+from hai_edge.distill.data import load_media, row_media  # noqa: E402
+from hai_edge.distill.store import EmbeddingStore  # noqa: E402
+from hai_edge.distill.students import BlockSpec, StudentPreset  # noqa: E402
+from hai_edge.distill.teacher_embed import embed_corpus  # noqa: E402
+from hai_edge.teachers import TeacherInfo  # noqa: E402
 from hai_edge.runtime.frontends import (  # noqa: E402
     AudioFrontendSpec,
     ImageFrontendSpec,
@@ -276,7 +276,7 @@ def test_split_is_grouped_and_load_run_gives_the_exported_model(audio_run: Path)
     assert len(rows) == len(emb)  # every window is loud enough: same windows as the teacher
     assert float(cos.mean()) == pytest.approx(fid["rows"]["cosine_mean"], abs=2e-3)
     # what the export gates on: the same held-out rows, aligned with the teacher's embeddings
-    from hai_edge.export.distill import heldout_with_targets
+    from hai_edge.distill.run import heldout_with_targets
 
     hx, ht = heldout_with_targets(audio_run)
     np.testing.assert_allclose(hx, x, rtol=0, atol=1e-5)
@@ -373,7 +373,7 @@ def test_cli_distill_and_list_students(audio_data, tmp_path, capsys, monkeypatch
 
 
 def test_teacher_spec_is_embedded_into_the_run_first(image_data, tmp_path, monkeypatch) -> None:
-    from hai_edge.export import teachers
+    from hai_edge import teachers
 
     calls: list[str] = []
     teacher = image_data[2]
@@ -414,7 +414,7 @@ def test_time_budget_pauses_resumably(audio_data, audio_run, tmp_path) -> None:
 
 def test_warm_start_from_a_run_or_a_shipped_student(audio_data, audio_run, image_data, tmp_path,
                                                      monkeypatch) -> None:
-    from hai_edge.export.students import pretrained
+    from hai_edge.distill.students import pretrained
 
     def cos(run: Path) -> float:
         return json.loads((run / "run.json").read_text())["fidelity"]["cosine_mean"]

@@ -32,7 +32,7 @@ from hai_edge.export.formats import FORMATS, ExportFormat, export_fp32  # noqa: 
 from hai_edge.export.fp32_bundle import build_fp32_bundle, run_entry, synthetic_inputs  # noqa: E402
 from hai_edge.export.parity import check_parity, cosine_rows, gate  # noqa: E402
 from hai_edge.runtime.backends import open_model  # noqa: E402
-from hai_edge.runtime.frontends._spec import AudioFrontendSpec  # noqa: E402
+from hai_edge.bundle.frontend import AudioFrontendSpec  # noqa: E402
 
 from ._tiny_models import (  # noqa: E402
     AUDIO_SHAPE,
@@ -294,7 +294,7 @@ def test_build_writes_nothing_into_home(tmp_path: Path) -> None:
     code = (
         "from hai_edge.export.fp32_bundle import build_fp32_bundle\n"
         "from hai_edge.export.formats.openvino import telemetry_consent\n"
-        "from hai_edge.runtime.frontends._spec import AudioFrontendSpec\n"
+        "from hai_edge.bundle.frontend import AudioFrontendSpec\n"
         "from tests._tiny_models import TinyAudioNet\n"
         "spec = AudioFrontendSpec(n_mels=32, window_s=1.0, hop_s=1.0)\n"
         f"build_fp32_bundle(TinyAudioNet(), spec, {str(tmp_path / 'b')!r}, name='b', "

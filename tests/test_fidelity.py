@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hai_edge.errors import HaiEdgeError
-from hai_edge.export.fidelity import (
+from hai_edge.distill.fidelity import (
     build_report,
     cosine_rows,
     fidelity_metrics,
@@ -14,7 +14,7 @@ from hai_edge.export.fidelity import (
     render_markdown,
     subgroup_value,
 )
-from hai_edge.export.probe import LabelSpec, binary_labels, grouped_folds, probe_auroc
+from hai_edge.evaluation.probes import LabelSpec, binary_labels, grouped_folds, probe_auroc
 
 pytest.importorskip("sklearn")
 

@@ -346,6 +346,8 @@ def test_frontends_import_only_numpy_and_the_standard_library() -> None:
     import hai_edge.runtime.frontends as frontends
 
     allowed = {"numpy"} | set(sys.stdlib_module_names)
+    # inside hai_edge: the front ends themselves, the error types and the specs of the contract
+    internal = ("hai_edge.runtime.frontends", "hai_edge.errors", "hai_edge.bundle.frontend")
     folder = pathlib.Path(frontends.__file__).parent
     files = sorted(folder.glob("*.py"))
     assert {f.name for f in files} >= {"__init__.py", "_audio.py", "_image.py", "_resample.py"}
@@ -358,6 +360,8 @@ def test_frontends_import_only_numpy_and_the_standard_library() -> None:
             else:
                 continue
             for name in names:
+                if name.startswith(internal):
+                    continue
                 assert name.split(".")[0] in allowed, f"{path.name} imports {name}"
 
 

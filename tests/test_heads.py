@@ -12,7 +12,7 @@ import pytest
 
 from hai_edge.bundle import Bundle
 from hai_edge.cli import main
-from hai_edge.cli_cough import add_head_to_bundle
+from hai_edge.cli.cough import add_head_to_bundle
 from hai_edge.errors import BundleError, HaiEdgeError, MissingDependencyError
 from hai_edge.runtime.heads import (
     Calibration,
@@ -208,7 +208,7 @@ def test_probe_train_separates_a_separable_problem(probe_data) -> None:
 
 
 def test_probe_calibration_is_monotone_and_keeps_the_ranking(probe_data) -> None:
-    from hai_edge.export.probe_train import embed_corpus_rows
+    from hai_edge.heads.probe_train import embed_corpus_rows
 
     head = load_head_file(probe_data["head"])
     z = np.linspace(-30.0, 30.0, 601)
@@ -223,7 +223,7 @@ def test_probe_calibration_is_monotone_and_keeps_the_ranking(probe_data) -> None
 
 
 def test_platt_on_separable_scores_is_not_a_step() -> None:
-    from hai_edge.export.probe_train import fit_platt
+    from hai_edge.heads.probe_train import fit_platt
 
     z = np.r_[np.linspace(-5, -1, 50), np.linspace(1, 5, 50)]
     y = np.r_[np.zeros(50), np.ones(50)]
@@ -239,7 +239,7 @@ def test_platt_on_separable_scores_is_not_a_step() -> None:
 
 
 def test_grouped_folds_never_leak_a_group(probe_data) -> None:
-    from hai_edge.export.probe_train import embed_corpus_rows, window_folds
+    from hai_edge.heads.probe_train import embed_corpus_rows, window_folds
 
     rows = embed_corpus_rows(str(probe_data["bundle"]), str(probe_data["csv"]), "covid",
                              ("pos",), group="patient")
@@ -297,7 +297,7 @@ def test_metrics_against_sklearn_and_by_hand() -> None:
     pytest.importorskip("sklearn")
     from sklearn.metrics import roc_auc_score
 
-    from hai_edge.export.probe_train import auroc, bootstrap_auroc_ci, pick_threshold, sens_spec
+    from hai_edge.heads.probe_train import auroc, bootstrap_auroc_ci, pick_threshold, sens_spec
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 300)
@@ -317,7 +317,7 @@ def test_metrics_against_sklearn_and_by_hand() -> None:
 def test_probe_needs_scikit_learn(monkeypatch) -> None:
     import sys
 
-    from hai_edge.export import probe_train
+    from hai_edge.heads import probe_train
 
     monkeypatch.setitem(sys.modules, "sklearn", None)
     with pytest.raises(MissingDependencyError, match=r"hai-edge\[probe\]"):

@@ -65,7 +65,7 @@ def test_run_side_writes_nothing_to_home_and_declines_telemetry(tmp_path: Path) 
         "import sys\n"
         "from hai_edge.runtime.backends import BACKENDS\n"
         "from hai_edge.bundle import Bundle\n"
-        "from hai_edge._telemetry import openvino_telemetry_consent\n"
+        "from hai_edge.tools import openvino_telemetry_consent\n"
         "b = Bundle.load(sys.argv[1])\n"
         "e = b.models('onnx')[0]\n"
         "BACKENDS['onnxruntime'].open(b.path_of(e.main_file), e).close()\n"

@@ -16,7 +16,7 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("cryptography")
 
-from hai_edge.apps.kiosk.cli import resolve_bundles
+from hai_edge.cli.kiosk import resolve_bundles
 from hai_edge.apps.kiosk.server import bind_socket
 from hai_edge.apps.kiosk.store import Store
 from hai_edge.cli import main

@@ -157,7 +157,7 @@ def test_serve_command_builds_from_package_data_and_serves(bundle, tmp_path) -> 
 
 
 def test_the_app_package_imports_no_build_side() -> None:
-    code = ("import sys, hai_edge.apps.cough_pwa, hai_edge.apps.cough_pwa.cli\n"
+    code = ("import sys, hai_edge.apps.cough_pwa, hai_edge.cli.pwa\n"
             "bad = [m for m in ('torch', 'onnx', 'tensorflow', 'nncf', 'openvino', 'litert_torch')"
             " if m in sys.modules]\n"
             "assert not bad, bad")

@@ -19,8 +19,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("safetensors")
 
 from hai_edge.errors import HaiEdgeError  # noqa: E402
-from hai_edge.export.teachers import Teacher, load_teacher  # noqa: E402
-from hai_edge.export.teachers import _reference as ref  # noqa: E402
+from hai_edge.teachers import Teacher, load_teacher  # noqa: E402
+from hai_edge.teachers import _reference as ref  # noqa: E402
 from hai_edge.runtime.frontends import window_features  # noqa: E402
 
 MODALITIES = ("audio", "image")
@@ -188,7 +188,7 @@ def test_registry_loads_reference_teachers() -> None:
 
 
 def test_importing_the_module_does_not_import_torch() -> None:
-    code = ("import sys, hai_edge.export.teachers._reference as r; "
+    code = ("import sys, hai_edge.teachers._reference as r; "
             "print(r.default_config('audio').widths, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                          check=True).stdout

@@ -24,10 +24,10 @@ pytest.importorskip("matplotlib")
 pytest.importorskip("onnx")
 
 from hai_edge.cli import main  # noqa: E402
-from hai_edge.export import students  # noqa: E402
-from hai_edge.export.corpus import load_corpus  # noqa: E402
-from hai_edge.export.store import EmbeddingStore  # noqa: E402
-from hai_edge.export.teacher_embed import embed_corpus  # noqa: E402
+from hai_edge.distill import students  # noqa: E402
+from hai_edge.corpus import load_corpus  # noqa: E402
+from hai_edge.distill.store import EmbeddingStore  # noqa: E402
+from hai_edge.distill.teacher_embed import embed_corpus  # noqa: E402
 
 from .test_distill import TINY, ConvTeacher, _write_csv  # noqa: E402
 
@@ -64,7 +64,7 @@ def _with_head(src: Path, dest: Path, run: Path, store: Path, labels: Path) -> P
     from sklearn.linear_model import LogisticRegression
 
     from hai_edge.bundle import Bundle
-    from hai_edge.cli_cough import add_head_to_bundle
+    from hai_edge.cli.cough import add_head_to_bundle
     from hai_edge.runtime.heads import Head
 
     rows = EmbeddingStore(store).load()
@@ -95,7 +95,7 @@ def _stdout() -> io.StringIO:
 def env(tmp_path_factory: pytest.TempPathFactory) -> dict:
     from PIL import Image
 
-    from hai_edge.export.distill import DistillConfig, distill
+    from hai_edge.distill.run import DistillConfig, distill
 
     root = tmp_path_factory.mktemp("report")
     with pytest.MonkeyPatch.context() as mp:
@@ -146,7 +146,7 @@ def _heldout(env: dict) -> dict:
     import onnxruntime as ort
     from PIL import Image
 
-    from hai_edge.export.distill import load_run
+    from hai_edge.distill.run import load_run
     from hai_edge.runtime.frontends import prepare_image
 
     with pytest.MonkeyPatch.context() as mp:
@@ -341,7 +341,7 @@ def test_provenance_notices_and_cli_summary(env: dict) -> None:
 
 
 def test_render_is_deterministic_and_self_contained(env: dict) -> None:
-    from hai_edge.export.report import render
+    from hai_edge.report import render
 
     page = env["html"].read_text()
     import matplotlib
@@ -406,7 +406,7 @@ def test_bundle_alone_finds_its_run_and_a_bare_bundle_still_reports(env: dict,
                                                                     tmp_path: Path) -> None:
     from ._onnx_models import make_onnx_bundle
 
-    from hai_edge.export.report import ReportOptions, make_report, write_report
+    from hai_edge.report import ReportOptions, make_report, write_report
 
     with pytest.MonkeyPatch.context() as mp:
         for name, preset in TINY.items():
@@ -425,7 +425,7 @@ def test_bundle_alone_finds_its_run_and_a_bare_bundle_still_reports(env: dict,
 
 def test_without_torch_the_fp32_student_is_the_bundles_fp32_model(env: dict,
                                                                      monkeypatch) -> None:
-    from hai_edge.export.report import ReportOptions, _collect, make_report
+    from hai_edge.report import ReportOptions, _collect, make_report
 
     monkeypatch.setattr(_collect, "_have_torch", lambda: False)
     rep = make_report(str(env["run"]), bundle=str(env["bundle"]),
@@ -466,7 +466,7 @@ def test_missing_sources_exit_2(tmp_path: Path, capsys) -> None:
 
 
 def test_importing_the_report_package_is_light() -> None:
-    code = ("import sys, hai_edge.export.report, hai_edge.export.cli_report; "
+    code = ("import sys, hai_edge.report, hai_edge.cli.report; "
             "print(sorted(m for m in ('matplotlib', 'sklearn', 'torch', 'scipy') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

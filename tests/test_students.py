@@ -9,12 +9,12 @@ torch = pytest.importorskip("torch")
 
 from hai_edge.bundle import Modality  # noqa: E402
 from hai_edge.errors import HaiEdgeError  # noqa: E402
-from hai_edge.export.students import (  # noqa: E402
+from hai_edge.distill.students import (  # noqa: E402
     STUDENTS,
     count_params_and_macs,
     get_preset,
 )
-from hai_edge.export.students._nets import DistillNet, EmbeddingModel  # noqa: E402
+from hai_edge.distill.students._nets import DistillNet, EmbeddingModel  # noqa: E402
 from hai_edge.runtime.frontends import AudioFrontendSpec, ImageFrontendSpec  # noqa: E402
 
 # budgets from the issue: audio <= 1.5 MB INT8 and ~20-60 MMACs; image <= 4 MB INT8, 50-150 MMACs

@@ -13,11 +13,11 @@ import pytest
 
 from hai_edge.cli import main
 from hai_edge.errors import HaiEdgeError
-from hai_edge.export.augment import apply_audio_aug, apply_image_aug, aug_from_json
-from hai_edge.export.corpus import corpus_hash, load_corpus
-from hai_edge.export.store import EmbeddingStore
-from hai_edge.export.teacher_embed import embed_corpus, import_precomputed
-from hai_edge.export.teachers import load_teacher
+from hai_edge.distill.augment import apply_audio_aug, apply_image_aug, aug_from_json
+from hai_edge.corpus import corpus_hash, load_corpus
+from hai_edge.distill.store import EmbeddingStore
+from hai_edge.distill.teacher_embed import embed_corpus, import_precomputed
+from hai_edge.teachers import load_teacher
 from hai_edge.runtime.frontends import AudioFrontendSpec, resample, split_windows, to_mono
 
 from ._teacher_fakes import AUDIO_RATE, FakeAudioTeacher, FakeImageTeacher

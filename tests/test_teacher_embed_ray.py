@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 
 from hai_edge.cli import main
-from hai_edge.export.corpus import CorpusItem, load_corpus
-from hai_edge.export.store import EmbeddingStore
-from hai_edge.export.teacher_embed import embed_corpus
-from hai_edge.export.teachers import load_teacher
+from hai_edge.corpus import CorpusItem, load_corpus
+from hai_edge.distill.store import EmbeddingStore
+from hai_edge.distill.teacher_embed import embed_corpus
+from hai_edge.teachers import load_teacher
 
 ROOT = Path(__file__).resolve().parents[1]
 AUDIO = "torch:tests._ray_teachers:make_logged_audio_teacher"
@@ -38,7 +38,7 @@ def teacher_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def ray_cluster(teacher_dir: Path):  # noqa: ANN201 - yields the ray module
-    from hai_edge.export.teacher_embed_ray import RayOptions, ray_session
+    from hai_edge.distill.teacher_embed_ray import RayOptions, ray_session
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HAI_TEST_TEACHER_DIR", str(teacher_dir))  # inherited by Ray's workers
@@ -96,7 +96,7 @@ def _assert_same(ray_store: EmbeddingStore, local: EmbeddingStore) -> None:
 def test_ray_store_equals_local_store(ray_cluster, audio_corpus: list[CorpusItem],  # noqa: ANN001
                                       local_store: EmbeddingStore, teacher_dir: Path,
                                       tmp_path: Path) -> None:
-    from hai_edge.export.teacher_embed_ray import RayOptions, embed_corpus_ray
+    from hai_edge.distill.teacher_embed_ray import RayOptions, embed_corpus_ray
 
     _reset(teacher_dir)
     store = embed_corpus_ray(AUDIO, audio_corpus, tmp_path / "ray", options=RayOptions(workers=1),
@@ -122,7 +122,7 @@ def test_crashed_run_resumes_without_recomputing(
         local_store: EmbeddingStore, teacher_dir: Path, tmp_path: Path) -> None:
     """The teacher dies after some shards; the re-run embeds only the items not stored."""
     from hai_edge.errors import HaiEdgeError
-    from hai_edge.export.teacher_embed_ray import RayOptions, embed_corpus_ray
+    from hai_edge.distill.teacher_embed_ray import RayOptions, embed_corpus_ray
 
     out = tmp_path / "store"
     (teacher_dir / "sleep_s").write_text("0.05")  # ~45 batches: shards land while work is left

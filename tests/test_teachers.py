@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from hai_edge.errors import HaiEdgeError, MissingDependencyError
-from hai_edge.export.teachers import TEACHER_PREFIXES, Teacher, load_teacher
+from hai_edge.teachers import TEACHER_PREFIXES, Teacher, load_teacher
 
 from ._teacher_fakes import AUDIO_RATE, AUDIO_WINDOW, FakeAudioTeacher
 
@@ -59,10 +59,10 @@ def test_registry_prefixes_and_unknown_spec() -> None:
 def test_reference_prefix_points_at_the_reference_module() -> None:
     import importlib.util
 
-    from hai_edge.export import teachers
+    from hai_edge import teachers
 
     assert teachers._ADAPTERS["reference"] == ("._reference", "load_reference_teacher")
-    if importlib.util.find_spec("hai_edge.export.teachers._reference") is None:
+    if importlib.util.find_spec("hai_edge.teachers._reference") is None:
         with pytest.raises(HaiEdgeError, match="not available in this build"):
             load_teacher("reference:audio")
 
@@ -180,7 +180,7 @@ def test_wrong_savedmodel_signature_is_a_clear_error(tf_models: dict[str, Path])
 
 def test_hear_front_end_pieces_match_tensorflow() -> None:
     tf = pytest.importorskip("tensorflow")
-    from hai_edge.export.teachers.hear import tf_bilinear_matrix
+    from hai_edge.teachers.hear import tf_bilinear_matrix
     from hai_edge.runtime.frontends import mel_filterbank
 
     mel_tf = tf.signal.linear_to_mel_weight_matrix(128, 201, 16000, 0.0, 8000.0).numpy()

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from .profiles import DeviceProfile, EngineChoice, load_profile, load_profiles
+from hai_edge.devices.profiles import DeviceProfile, EngineChoice, load_profile, load_profiles
 
 __all__ = ["DeviceProfile", "EngineChoice", "load_profile", "load_profiles"]

@@ -34,8 +34,8 @@ def _peak_rss_kb() -> int:
 def main(argv: list[str]) -> int:
     import numpy as np
 
-    from ..bundle import Bundle
-    from ..runtime.backends import open_model
+    from hai_edge.bundle import Bundle
+    from hai_edge.runtime.backends import open_model
 
     bundle_dir, model_id, threads, runs, warmup = argv[0], argv[1], int(argv[2]), int(argv[3]), int(argv[4])
     t0 = time.perf_counter()

@@ -23,9 +23,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..bundle import Bundle, ModelEntry
-from ..errors import BackendError, HaiEdgeError
-from .profiles import DeviceProfile
+from hai_edge.bundle import Bundle, ModelEntry
+from hai_edge.errors import BackendError, HaiEdgeError
+from hai_edge.devices.profiles import DeviceProfile
 
 __all__ = ["BenchResult", "host_description", "render_table", "run_benchmark"]
 
@@ -131,7 +131,7 @@ def run_benchmark(bundle: Bundle, profile: DeviceProfile | None = None, *, runs:
                   warmup: int = 5, threads: int | None = None, models: Sequence[str] | None = None,
                   timeout: float = 600.0) -> list[BenchResult]:
     """Benchmark every model of ``bundle`` whose engine is installed (or only ``models``)."""
-    from ..runtime.backends import BACKENDS
+    from hai_edge.runtime.backends import BACKENDS
 
     if runs < 1 or warmup < 0:
         raise HaiEdgeError("--runs must be >= 1")

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..bundle import ModelFormat, Precision
-from ..errors import HaiEdgeError
+from hai_edge.bundle import ModelFormat, Precision
+from hai_edge.errors import HaiEdgeError
 
 __all__ = [
     "PROFILES_DIR",
@@ -30,7 +30,7 @@ __all__ = [
 
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
 
-# preset -> what the export side changes (hai_edge.export.cli_export applies it)
+# preset -> what the export side changes (hai_edge.cli.export applies it)
 QUANT_PRESETS: dict[str, str] = {
     "x86_u8s8": "onnxruntime uint8 activations / int8 weights (VNNI)",
     "x86_u8s8_reduce_range": "onnxruntime U8S8 with 7-bit weights (no VNNI: avoids saturation)",

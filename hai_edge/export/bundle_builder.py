@@ -19,15 +19,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..bundle import Bundle, Manifest, Modality, ModelEntry, ModelFormat, Precision, write_bundle
-from ..errors import BundleError, GateError, HaiEdgeError
-from ..quantize.calibration import CalibrationSource
-from ..quantize.config import QuantConfig
-from ..quantize.gates import GateThresholds, compare, cross_format_agreement, head_agreement
-from ..quantize.gates import overlapping_rows
-from ..runtime.frontends._spec import AudioFrontendSpec, ImageFrontendSpec
-from .fp32_bundle import _bundle_fidelity, _entry_for, _jsonable, _provenance, run_entry
-from .parity import check_parity, cosine_rows, gate
+from hai_edge.bundle import Bundle, Manifest, Modality, ModelEntry, ModelFormat, Precision, write_bundle
+from hai_edge.errors import BundleError, GateError, HaiEdgeError
+from hai_edge.quantize.calibration import CalibrationSource
+from hai_edge.quantize.config import QuantConfig
+from hai_edge.quantize.gates import GateThresholds, compare, cross_format_agreement, head_agreement
+from hai_edge.quantize.gates import overlapping_rows
+from hai_edge.bundle.frontend import AudioFrontendSpec, ImageFrontendSpec
+from hai_edge.export.fp32_bundle import _bundle_fidelity, _entry_for, _jsonable, _provenance, run_entry
+from hai_edge.export.parity import check_parity, cosine_rows, gate
 
 if TYPE_CHECKING:
     import torch
@@ -109,7 +109,7 @@ def notice_text(teacher: Mapping[str, Any], model_files: Sequence[str], version:
 
 
 def _inputs(data: Any, n_default: int, seed: int, spec: Any, what: str) -> tuple[np.ndarray, str]:
-    from .golden import synthetic_model_inputs
+    from hai_edge.export.golden import synthetic_model_inputs
 
     shape = tuple(spec.input_shape())
     if data is None:
@@ -128,7 +128,7 @@ def _inputs(data: Any, n_default: int, seed: int, spec: Any, what: str) -> tuple
 
 def _run(fmt: ModelFormat, path: Path, entry: ModelEntry, x: np.ndarray) -> np.ndarray:
     """Through the run-side engine (its imports decline telemetry), engine chatter captured."""
-    from .formats import quiet
+    from hai_edge.export.formats import quiet
 
     with quiet():
         return run_entry(path, entry, x)
@@ -159,11 +159,11 @@ def build_bundle(
     """
     import torch
 
-    from ..quantize._backend import get_backend
-    from ..quantize._graph import find_frontend_scope
-    from ..quantize.recipes import quantize_with_ladder
-    from .formats import export_fp32, resolve_format
-    from .golden import build_golden, golden_items
+    from hai_edge.quantize._backend import get_backend
+    from hai_edge.quantize._graph import find_frontend_scope
+    from hai_edge.quantize.recipes import quantize_with_ladder
+    from hai_edge.export.formats import export_fp32, resolve_format
+    from hai_edge.export.golden import build_golden, golden_items
 
     say = progress or (lambda _msg: None)
     t_start = time.perf_counter()
@@ -349,7 +349,7 @@ def build_bundle(
             if str((prov.get("teacher") or {}).get("id", "")).startswith("reference:"):
                 all_notices.insert(0, REFERENCE_NOTICE)  # the project's demo teachers
             if _is_hai_def(prov.get("teacher")):
-                from .. import __version__
+                from hai_edge import __version__
 
                 prov["licence_terms"] = HAI_DEF_TERMS_URL
                 model_files = sorted(f for e in entries for f in e.files)
@@ -393,7 +393,7 @@ def _int8_entry(art: Any, layout: str | None) -> ModelEntry:
 
 
 def _quant_tool_versions() -> dict[str, str]:
-    from ..quantize._backend import tool_version
+    from hai_edge.quantize._backend import tool_version
 
     return {d: tool_version(d) for d in QUANT_DISTRIBUTIONS}
 

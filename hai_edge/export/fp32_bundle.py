@@ -18,15 +18,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..bundle import Bundle, Manifest, Modality, ModelEntry, ModelFormat, Precision, write_bundle
-from ..errors import BundleError
-from ..runtime.frontends._spec import AudioFrontendSpec, ImageFrontendSpec
-from .parity import ParityReport, check_parity, cosine_rows, gate
+from hai_edge.bundle import Bundle, Manifest, Modality, ModelEntry, ModelFormat, Precision, write_bundle
+from hai_edge.errors import BundleError
+from hai_edge.bundle.frontend import AudioFrontendSpec, ImageFrontendSpec
+from hai_edge.export.parity import ParityReport, check_parity, cosine_rows, gate
 
 if TYPE_CHECKING:
     import torch
 
-    from .formats import ExportedModel
+    from hai_edge.export.formats import ExportedModel
 
 __all__ = ["TOOL_DISTRIBUTIONS", "build_fp32_bundle", "run_entry", "synthetic_inputs"]
 
@@ -71,7 +71,7 @@ def run_entry(
     path: Path, entry: ModelEntry, x: np.ndarray, threads: int | None = None
 ) -> np.ndarray:
     """Run ``x`` through the run-side backend for ``entry.format``, feeding the manifest's names."""
-    from ..runtime.backends import BACKENDS
+    from hai_edge.runtime.backends import BACKENDS
 
     info = next(i for i in BACKENDS.values() if i.format is entry.format)
     backend = info.open(Path(path), entry, threads)
@@ -107,7 +107,7 @@ def build_fp32_bundle(
     """
     import torch
 
-    from .formats import export_fp32, resolve_format
+    from hai_edge.export.formats import export_fp32, resolve_format
 
     dest = Path(dest)
     if dest.exists() and not overwrite:
@@ -208,11 +208,11 @@ def _run_checked(exported: ExportedModel, entry: ModelEntry, x: np.ndarray) -> n
     process (verified with ``HOME`` pointed at an empty directory). OpenVINO: see
     ``formats/openvino.py``.
     """
-    from .formats import env_override, quiet
+    from hai_edge.export.formats import env_override, quiet
 
     with quiet():
         if exported.format is ModelFormat.OPENVINO:
-            from .formats.openvino import no_telemetry
+            from hai_edge.export.formats.openvino import no_telemetry
 
             with no_telemetry():
                 return run_entry(exported.main_file, entry, x)

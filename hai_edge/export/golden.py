@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from ..bundle import ModelEntry, Precision
-from ..runtime.frontends import AudioFrontendSpec, ImageFrontendSpec, prepare_audio, prepare_image
-from ..runtime.verify import GOLDEN_NAME, encode_array
+from hai_edge.bundle import ModelEntry, Precision
+from hai_edge.runtime.frontends import AudioFrontendSpec, ImageFrontendSpec, prepare_audio, prepare_image
+from hai_edge.runtime.verify import GOLDEN_NAME, encode_array
 
 __all__ = ["GOLDEN_NAME", "MAX_BYTES", "GoldenItems", "build_golden", "golden_items",
            "synthetic_model_inputs", "synthetic_photo", "synthetic_waveform", "tolerance_for"]
@@ -74,7 +74,7 @@ def synthetic_model_inputs(spec: AudioFrontendSpec | ImageFrontendSpec, n: int, 
 
 
 def _window_features(wav: np.ndarray, spec: AudioFrontendSpec) -> np.ndarray:
-    from ..runtime.frontends import window_features
+    from hai_edge.runtime.frontends import window_features
 
     x = np.zeros(spec.window_samples)
     x[: min(len(wav), len(x))] = wav[: len(x)]
@@ -138,7 +138,7 @@ def tolerance_for(entry: ModelEntry, expected: np.ndarray, reference: np.ndarray
         return {"max_abs": max(1e-4, 1e-3 * scale), "min_cosine": 0.9999}
     if reference is None:
         return {"max_abs": max(1e-3, 0.1 * scale), "min_cosine": 0.99}
-    from ..export.parity import cosine_rows
+    from hai_edge.export.parity import cosine_rows
 
     err = float(np.max(np.abs(expected - reference)))
     cos = float(np.min(cosine_rows(expected, reference)))

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from ..bundle import ModelFormat
-from ..errors import GateError
+from hai_edge.bundle import ModelFormat
+from hai_edge.errors import GateError
 
 __all__ = ["ParityReport", "check_parity", "cosine_rows", "gate"]
 

@@ -5,8 +5,8 @@ imports no framework; each backend imports its tool inside the functions that ne
 
 from __future__ import annotations
 
-from .calibration import CalibrationSource
-from .config import (
+from hai_edge.quantize.calibration import CalibrationSource
+from hai_edge.quantize.config import (
     SUPPORTED_SCHEMES,
     ActivationType,
     BiasCorrection,

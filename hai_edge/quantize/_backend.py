@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from ..bundle import ModelFormat, TensorSpec
-from ..errors import MissingDependencyError
-from ._graph import OpGraph
-from .calibration import CalibrationSource
-from .config import QuantConfig
+from hai_edge.bundle import ModelFormat, TensorSpec
+from hai_edge.errors import MissingDependencyError
+from hai_edge.quantize._graph import OpGraph
+from hai_edge.quantize.calibration import CalibrationSource
+from hai_edge.quantize.config import QuantConfig
 
 __all__ = ["QUANT_BACKENDS", "QuantBackend", "QuantizedArtifact", "get_backend", "tool_version"]
 

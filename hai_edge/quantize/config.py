@@ -12,8 +12,8 @@ import enum
 from collections.abc import Mapping
 from typing import Any
 
-from ..bundle import ModelFormat
-from ..errors import HaiEdgeError
+from hai_edge.bundle import ModelFormat
+from hai_edge.errors import HaiEdgeError
 
 __all__ = [
     "ActivationType",

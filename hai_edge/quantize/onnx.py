@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from ..bundle import ModelFormat
-from ..export.formats import quiet
-from ._backend import QuantBackend, QuantizedArtifact, tool_version
-from ._graph import Op, OpGraph
-from .calibration import CalibrationSource
-from .config import ActivationType, CalibrationMethod, QuantConfig, check_supported
+from hai_edge.bundle import ModelFormat
+from hai_edge.export.formats import quiet
+from hai_edge.quantize._backend import QuantBackend, QuantizedArtifact, tool_version
+from hai_edge.quantize._graph import Op, OpGraph
+from hai_edge.quantize.calibration import CalibrationSource
+from hai_edge.quantize.config import ActivationType, CalibrationMethod, QuantConfig, check_supported
 
 __all__ = ["OnnxQuantBackend"]
 
@@ -81,7 +81,7 @@ class OnnxQuantBackend(QuantBackend):
             quantize_static,
         )
 
-        from ..export.formats.onnx import _inspect
+        from hai_edge.export.formats.onnx import _inspect
 
         scheme = check_supported(self.format, config)
         t0 = time.perf_counter()
@@ -137,7 +137,7 @@ class OnnxQuantBackend(QuantBackend):
     def activations(self, path: Path, x: np.ndarray) -> dict[str, np.ndarray]:
         import onnx
 
-        from .._telemetry import import_onnxruntime
+        from hai_edge.tools import import_onnxruntime
 
         ort = import_onnxruntime()
         proto = onnx.load(str(path), load_external_data=False)

@@ -16,13 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from .._telemetry import no_openvino_telemetry
-from ..bundle import ModelFormat
-from ..export.formats import quiet
-from ._backend import QuantBackend, QuantizedArtifact, tool_version
-from ._graph import Op, OpGraph
-from .calibration import CalibrationSource
-from .config import BiasCorrection, CalibrationMethod, QuantConfig, check_supported
+from hai_edge.tools import no_openvino_telemetry
+from hai_edge.bundle import ModelFormat
+from hai_edge.export.formats import quiet
+from hai_edge.quantize._backend import QuantBackend, QuantizedArtifact, tool_version
+from hai_edge.quantize._graph import Op, OpGraph
+from hai_edge.quantize.calibration import CalibrationSource
+from hai_edge.quantize.config import BiasCorrection, CalibrationMethod, QuantConfig, check_supported
 
 __all__ = ["OpenVinoQuantBackend"]
 
@@ -61,7 +61,7 @@ class OpenVinoQuantBackend(QuantBackend):
     def quantize(self, fp32_path: Path, out_dir: Path, basename: str, calib: CalibrationSource,
                  config: QuantConfig, exclude: Sequence[str] = (),
                  cache_dir: Path | None = None) -> QuantizedArtifact:
-        from ..export.formats.openvino import _inspect
+        from hai_edge.export.formats.openvino import _inspect
 
         scheme = check_supported(self.format, config)
         t0 = time.perf_counter()

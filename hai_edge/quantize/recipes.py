@@ -20,12 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from ..bundle import ModelFormat
-from ..errors import GateError, HaiEdgeError
-from ._backend import QuantizedArtifact, get_backend
-from .calibration import CalibrationSource
-from .config import CalibrationMethod, QuantConfig, Recipe
-from .gates import FidelityReport, GateThresholds, compare
+from hai_edge.bundle import ModelFormat
+from hai_edge.errors import GateError, HaiEdgeError
+from hai_edge.quantize._backend import QuantizedArtifact, get_backend
+from hai_edge.quantize.calibration import CalibrationSource
+from hai_edge.quantize.config import CalibrationMethod, QuantConfig, Recipe
+from hai_edge.quantize.gates import FidelityReport, GateThresholds, compare
 
 __all__ = ["Attempt", "LadderResult", "format_table", "quantize_with_ladder"]
 
@@ -193,7 +193,7 @@ def quantize_with_ladder(
 def _rank_layers(backend: Any, art: QuantizedArtifact, calib: CalibrationSource,
                  config: QuantConfig) -> list[tuple[tuple[str, ...], float]]:
     """Layers by added error (front-end ops never offered: they are float, or forced INT8)."""
-    from ._graph import rank_sensitive_ops
+    from hai_edge.quantize._graph import rank_sensitive_ops
 
     x = calib.as_array()[: config.sensitivity_samples]
     graph = backend.graph(art.reference, config.frontend_scope)

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 __all__ = ["AudioEmbedding", "Embedder", "ImageEmbedding"]
 
 if TYPE_CHECKING:
-    from ._embedder import AudioEmbedding, Embedder, ImageEmbedding
+    from hai_edge.runtime._embedder import AudioEmbedding, Embedder, ImageEmbedding
 
 
 def __getattr__(name: str) -> Any:
     if name in __all__:
-        from . import _embedder
+        from hai_edge.runtime import _embedder
 
         return getattr(_embedder, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -14,10 +14,10 @@ from typing import Self
 
 import numpy as np
 
-from ..bundle import Bundle, ModelEntry, Modality, Precision
-from ..errors import BackendError
-from .backends import Backend, open_model
-from .frontends import AudioFrontendSpec, ImageFrontendSpec, prepare_audio, prepare_image
+from hai_edge.bundle import Bundle, ModelEntry, Modality, Precision
+from hai_edge.errors import BackendError
+from hai_edge.runtime.backends import Backend, open_model
+from hai_edge.runtime.frontends import AudioFrontendSpec, ImageFrontendSpec, prepare_audio, prepare_image
 
 __all__ = ["AudioEmbedding", "Embedder", "EmbedderPipeline", "ImageEmbedding"]
 
@@ -129,7 +129,7 @@ class Embedder:
         )
 
     def embed_audio_file(self, path: str | os.PathLike[str]) -> AudioEmbedding:
-        from .decoders import decode_audio
+        from hai_edge.runtime.decoders import decode_audio
 
         t0 = time.perf_counter()
         decoded = decode_audio(path)
@@ -153,7 +153,7 @@ class Embedder:
 
     def embed_image_file(self, path: str | os.PathLike[str]) -> list[ImageEmbedding]:
         """One embedding per image; a multi-frame DICOM gives one per frame."""
-        from .decoders import load_images
+        from hai_edge.runtime.decoders import load_images
 
         spec = self.spec
         if not isinstance(spec, ImageFrontendSpec):

@@ -30,11 +30,11 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import HaiEdgeError, InputError
-from ._embedder import Embedder, EmbedderPipeline
-from .events import Event, EventDetector, detector_from_bundle
-from .frontends import AudioFrontendSpec, resample, split_windows, to_mono, window_features
-from .heads import Head, load_heads
+from hai_edge.errors import HaiEdgeError, InputError
+from hai_edge.runtime._embedder import Embedder, EmbedderPipeline
+from hai_edge.runtime.events import Event, EventDetector, detector_from_bundle
+from hai_edge.runtime.frontends import AudioFrontendSpec, resample, split_windows, to_mono, window_features
+from hai_edge.runtime.heads import Head, load_heads
 
 __all__ = [
     "CoughPipeline",
@@ -213,7 +213,7 @@ class CoughPipeline(EmbedderPipeline):
 
     # ----------------------------------------------------------------------------- offline
     def analyze_file(self, path: str | os.PathLike[str]) -> CoughResult:
-        from .decoders import decode_audio
+        from hai_edge.runtime.decoders import decode_audio
 
         t0 = time.perf_counter()
         decoded = decode_audio(path)
@@ -342,7 +342,7 @@ class CoughPipeline(EmbedderPipeline):
         rate) for ``seconds`` (None: until Ctrl-C), scoring each event window as soon as its
         audio is in. A lost device still yields the result of what was captured: it is attached
         to the :class:`~hai_edge.runtime.mic.DeviceLostError` (``.result``) that is re-raised."""
-        from .mic import DeviceLostError
+        from hai_edge.runtime.mic import DeviceLostError
 
         sr = self.spec.sample_rate
         if capture.sample_rate != sr or self.detector.sample_rate != sr:

@@ -32,11 +32,11 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from ..errors import BundleError, HaiEdgeError, InputError
-from ._embedder import Embedder, EmbedderPipeline
-from .frontends import ImageFrontendSpec
-from .heads import Head, load_heads
-from .quality import QualityCheck, QualityReport, assess_quality
+from hai_edge.errors import BundleError, HaiEdgeError, InputError
+from hai_edge.runtime._embedder import Embedder, EmbedderPipeline
+from hai_edge.runtime.frontends import ImageFrontendSpec
+from hai_edge.runtime.heads import Head, load_heads
+from hai_edge.runtime.quality import QualityCheck, QualityReport, assess_quality
 
 __all__ = [
     "HEIC_SUFFIXES",
@@ -120,7 +120,7 @@ class DermResult:
 
 
 def _default_bundle() -> str:
-    from ..bundle import builtin_bundles
+    from hai_edge.bundle import builtin_bundles
 
     if DEFAULT_BUNDLE in builtin_bundles():
         return DEFAULT_BUNDLE
@@ -183,8 +183,8 @@ class DermPipeline(EmbedderPipeline):
     # ------------------------------------------------------------------------ inputs
     def analyze_file(self, path: str | os.PathLike[str]) -> list[DermResult]:
         """One result per image in the file (per frame for a multi-frame DICOM)."""
-        from .decoders import is_dicom, load_images
-        from .decoders._image import check_input_file
+        from hai_edge.runtime.decoders import is_dicom, load_images
+        from hai_edge.runtime.decoders._image import check_input_file
 
         src = str(path)
         t0 = time.perf_counter()
@@ -206,8 +206,8 @@ class DermPipeline(EmbedderPipeline):
 
     def analyze_bytes(self, data: bytes, name: str) -> list[DermResult]:
         """:meth:`analyze_file` for an in-memory file (an upload); ``name`` names it."""
-        from .decoders import is_dicom_bytes, load_images_bytes
-        from .decoders._dicom import _DICOM_SUFFIXES
+        from hai_edge.runtime.decoders import is_dicom_bytes, load_images_bytes
+        from hai_edge.runtime.decoders._dicom import _DICOM_SUFFIXES
 
         src = str(name)
         t0 = time.perf_counter()
@@ -324,7 +324,7 @@ def _patient_id(fh: BinaryIO) -> str | None:
     try:
         import pydicom
 
-        from .decoders._dicom import _quiet_pydicom
+        from hai_edge.runtime.decoders._dicom import _quiet_pydicom
 
         fh.seek(0)
         with _quiet_pydicom(), warnings.catch_warnings():

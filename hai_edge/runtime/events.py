@@ -33,7 +33,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..errors import BundleError
+from hai_edge.errors import BundleError
 
 __all__ = [
     "DETECTOR_KINDS",
@@ -429,7 +429,7 @@ def detector_from_bundle(bundle: Any, sample_rate: int | None = None, *,
             raise BundleError(f"{bundle.root}: detector params must be an object")
         return EnergyDetector(rate, EnergyDetectorConfig.from_dict(params))
     if kind == "energy_head":
-        from .events_learned import verified_detector_from_entry
+        from hai_edge.runtime.events_learned import verified_detector_from_entry
 
         spec = manifest.preprocessing
         if rate != getattr(spec, "sample_rate", None):

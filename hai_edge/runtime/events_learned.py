@@ -34,10 +34,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BundleError
-from .events import EnergyDetector, EnergyDetectorConfig, Event
-from .frontends import AudioFrontendSpec, window_features
-from .heads import Head
+from hai_edge.errors import BundleError
+from hai_edge.runtime.events import EnergyDetector, EnergyDetectorConfig, Event
+from hai_edge.runtime.frontends import AudioFrontendSpec, window_features
+from hai_edge.runtime.heads import Head
 
 __all__ = ["ENERGY_HEAD", "VerifiedDetector", "verification_window",
            "verified_detector_from_entry"]
@@ -152,7 +152,7 @@ class _VerifiedStream:
 def verified_detector_from_entry(bundle: Any, entry: Mapping[str, Any], spec: AudioFrontendSpec,
                                  embed: EmbedFn | None) -> VerifiedDetector:
     """Build the ``energy_head`` detector a manifest entry declares (checked like a head)."""
-    from .heads import load_head_entry
+    from hai_edge.runtime.heads import load_head_entry
 
     where = f"{bundle.root}: detector {entry.get('name')!r}"
     if embed is None:

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BundleError, HaiEdgeError
+from hai_edge.errors import BundleError, HaiEdgeError
 
 __all__ = [
     "HEAD_FORMAT",
@@ -231,7 +231,7 @@ class Head:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the head file atomically."""
-        from .._io import atomic_write
+        from hai_edge.fileio import atomic_write
 
         with atomic_write(path, "w") as fh:
             fh.write(self.to_json())

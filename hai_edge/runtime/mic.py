@@ -34,9 +34,9 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from ..errors import HaiEdgeError, MissingDependencyError
-from .frontends import resample
-from .frontends._resample import HALF_LEN_FACTOR
+from hai_edge.errors import HaiEdgeError, MissingDependencyError
+from hai_edge.runtime.frontends import resample
+from hai_edge.runtime.frontends._resample import HALF_LEN_FACTOR
 
 __all__ = [
     "DeviceLostError",
@@ -221,8 +221,8 @@ class _Meter:
 
 def save_flac(path: str | os.PathLike[str], samples: np.ndarray, sample_rate: int) -> Path:
     """Write mono float samples as 16-bit FLAC, atomically (temp file + rename)."""
-    from .._io import atomic_write
-    from .decoders._audio import _import_soundfile
+    from hai_edge.fileio import atomic_write
+    from hai_edge.runtime.decoders._audio import _import_soundfile
 
     sf = _import_soundfile()
     path = Path(path)

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .frontends import resize_antialiased, to_rgb
+from hai_edge.runtime.frontends import resize_antialiased, to_rgb
 
 __all__ = [
     "ANALYSIS_SIDE",

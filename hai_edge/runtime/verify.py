@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from ..bundle import Bundle, ModelEntry
-from ..errors import BundleError, HaiEdgeError, MissingDependencyError
-from .frontends import AudioFrontendSpec, prepare_audio, prepare_image
+from hai_edge.bundle import Bundle, ModelEntry
+from hai_edge.errors import BundleError, HaiEdgeError, MissingDependencyError
+from hai_edge.runtime.frontends import AudioFrontendSpec, prepare_audio, prepare_image
 
 __all__ = [
     "GOLDEN_NAME",
@@ -169,7 +169,7 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def verify_bundle(bundle: Bundle, backend: str | None = None, threads: int | None = 1
                   ) -> VerifyReport:
     """Run the golden vectors through every model on every installed engine (or ``backend``)."""
-    from .backends import BACKENDS, _backend_info
+    from hai_edge.runtime.backends import BACKENDS, _backend_info
 
     doc = load_golden(bundle)
     x, fe_checks = golden_model_inputs(bundle, doc)

@@ -6,9 +6,9 @@ bundle and serves it. Standard library only, like the rest of the run side.
 
 from __future__ import annotations
 
-from ._build import (APP_DIR, DEFAULT_BUNDLE, ORT_FILES, BuildReport, build_app, ensure_ort,
+from hai_edge.apps.cough_pwa._build import (APP_DIR, DEFAULT_BUNDLE, ORT_FILES, BuildReport, build_app, ensure_ort,
                      ort_version)
-from ._serve import MIME_TYPES, is_loopback, make_server
+from hai_edge.apps.cough_pwa._serve import MIME_TYPES, is_loopback, make_server
 
 __all__ = ["APP_DIR", "DEFAULT_BUNDLE", "MIME_TYPES", "ORT_FILES", "BuildReport", "build_app",
            "ensure_ort", "is_loopback", "make_server", "ort_version"]

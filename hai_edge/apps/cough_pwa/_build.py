@@ -18,9 +18,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from ...bundle import Bundle, ModelFormat, Precision, resolve_bundle, sha256_file
-from ..._io import replace_dir
-from ...errors import BundleError, HaiEdgeError
+from hai_edge.bundle import Bundle, ModelFormat, Precision, resolve_bundle, sha256_file
+from hai_edge.fileio import replace_dir
+from hai_edge.errors import BundleError, HaiEdgeError
 
 __all__ = ["APP_DIR", "DEFAULT_BUNDLE", "ORT_FILES", "BuildReport", "build_app", "ensure_ort",
            "ort_version"]
@@ -164,7 +164,7 @@ def build_app(out: str | os.PathLike[str], bundle: str | os.PathLike[str] | None
     An existing ``out`` is replaced only when it is empty or an earlier build of this app, so a
     typo cannot wipe an unrelated directory.
     """
-    from ... import __version__
+    from hai_edge import __version__
 
     out = Path(out)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not _looks_like_build(out))):

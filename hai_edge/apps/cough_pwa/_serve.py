@@ -19,7 +19,7 @@ import ssl
 import sys
 from pathlib import Path
 
-from ...errors import HaiEdgeError
+from hai_edge.errors import HaiEdgeError
 
 __all__ = ["MIME_TYPES", "is_loopback", "make_server"]
 

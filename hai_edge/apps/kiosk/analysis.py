@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ...errors import HaiEdgeError, InputError
+from hai_edge.errors import HaiEdgeError, InputError
 
 __all__ = ["Analysis", "AnalysisQueue", "Analyzer", "Kind", "MockAnalyzer", "Overloaded",
            "PipelineAnalyzer", "cough_quality", "sniff"]
@@ -111,8 +111,8 @@ class PipelineAnalyzer:
     def __init__(self, cough_bundle: Any | None, photo_bundle: Any | None, *,
                  backend: str | None = None, threads: int | None = None,
                  pseudonym_key: bytes | None = None) -> None:
-        from ...runtime.cough import CoughPipeline
-        from ...runtime.derm import DermPipeline
+        from hai_edge.runtime.cough import CoughPipeline
+        from hai_edge.runtime.derm import DermPipeline
 
         self.cough = None
         self.photo: Any = None
@@ -150,8 +150,8 @@ class PipelineAnalyzer:
         return Analysis({"kind": "photo", "frames": dicts}, vectors)
 
     def analyze_cough(self, data: bytes, name: str) -> Analysis:
-        from ...runtime.decoders import decode_audio_bytes
-        from ...runtime.frontends import to_mono
+        from hai_edge.runtime.decoders import decode_audio_bytes
+        from hai_edge.runtime.frontends import to_mono
 
         if self.cough is None:
             raise HaiEdgeError("no cough bundle is configured on this kiosk")
@@ -211,7 +211,7 @@ class MockAnalyzer:
         return np.random.default_rng(seed).standard_normal((rows, self.dim)).astype(np.float32)
 
     def analyze_photo(self, data: bytes, name: str) -> Analysis:
-        from ...runtime.decoders import load_images_bytes
+        from hai_edge.runtime.decoders import load_images_bytes
 
         self.calls += 1
         time.sleep(self.delay_s)
@@ -231,8 +231,8 @@ class MockAnalyzer:
         return Analysis({"kind": "photo", "frames": frames}, self._vector(data, len(frames)))
 
     def analyze_cough(self, data: bytes, name: str) -> Analysis:
-        from ...runtime.decoders import decode_audio_bytes
-        from ...runtime.frontends import to_mono
+        from hai_edge.runtime.decoders import decode_audio_bytes
+        from hai_edge.runtime.frontends import to_mono
 
         self.calls += 1
         time.sleep(self.delay_s)

@@ -26,14 +26,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.staticfiles import StaticFiles
 
-from ... import __version__
-from ...errors import HaiEdgeError, InputError
-from . import auth
-from .analysis import Analysis, AnalysisQueue, Analyzer, Kind, Overloaded, sniff
-from .config import KioskConfig, is_loopback
-from .export import ExportPathError, build_export, export_name, write_export_dir, zip_export
-from .store import Store, StoreError
-from .web import (
+from hai_edge import __version__
+from hai_edge.errors import HaiEdgeError, InputError
+from hai_edge.apps.kiosk import auth
+from hai_edge.apps.kiosk.analysis import Analysis, AnalysisQueue, Analyzer, Kind, Overloaded, sniff
+from hai_edge.apps.kiosk.config import KioskConfig, is_loopback
+from hai_edge.apps.kiosk.export import ExportPathError, build_export, export_name, write_export_dir, zip_export
+from hai_edge.apps.kiosk.store import Store, StoreError
+from hai_edge.apps.kiosk.web import (
     ApiError,
     BodyLimit,
     BodyTooLarge,
@@ -68,7 +68,7 @@ def _wav_bytes(samples: Any, rate: int) -> bytes:
 
 
 def _default_mic(rate: int, device: str | None) -> Any:
-    from ...runtime.mic import MicCapture
+    from hai_edge.runtime.mic import MicCapture
 
     dev: int | str | None = int(device) if device and device.isdigit() else device
     return MicCapture(rate, dev, meter=False)
@@ -172,7 +172,7 @@ def create_app(config: KioskConfig, analyzer: Analyzer, *, mic_factory: MicFacto
 
     @app.get("/phone", include_in_schema=False)
     async def phone(request: Request) -> Response:
-        from .pages import phone_page
+        from hai_edge.apps.kiosk.pages import phone_page
 
         return Response(phone_page(str(request.base_url), tls_ca), media_type="text/html")
 

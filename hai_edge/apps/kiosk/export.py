@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from ..._io import atomic_write
-from ...errors import HaiEdgeError
-from .store import Encounter, Store
+from hai_edge.fileio import atomic_write
+from hai_edge.errors import HaiEdgeError
+from hai_edge.apps.kiosk.store import Encounter, Store
 
 __all__ = ["ExportPathError", "build_export", "resolve_export_dir", "write_export_dir",
            "zip_export"]

@@ -10,7 +10,7 @@ __all__ = ["phone_page"]
 
 def phone_page(base_url: str, ca_cert: Path | None) -> str:
     """The page a phone user is sent to: scan, install the CA, open the kiosk."""
-    from .tls import ca_fingerprint, qr_svg
+    from hai_edge.apps.kiosk.tls import ca_fingerprint, qr_svg
 
     url = base_url.rstrip("/") + "/"
     esc = html.escape

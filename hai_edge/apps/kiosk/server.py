@@ -9,8 +9,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ...errors import HaiEdgeError, MissingDependencyError
-from .config import KioskConfig, is_loopback
+from hai_edge.errors import HaiEdgeError, MissingDependencyError
+from hai_edge.apps.kiosk.config import KioskConfig, is_loopback
 
 __all__ = ["bind_socket", "serve"]
 
@@ -52,16 +52,16 @@ def serve(config: KioskConfig, cough: Path | None, photo: Path | None, *,
           extra_names: Sequence[str] = (), insecure_http: bool = False) -> None:
     import uvicorn
 
-    from .analysis import PipelineAnalyzer
-    from .app import create_app
-    from .store import Store
+    from hai_edge.apps.kiosk.analysis import PipelineAnalyzer
+    from hai_edge.apps.kiosk.app import create_app
+    from hai_edge.apps.kiosk.store import Store
 
     sock = bind_socket(config.host, config.port)
     _one_blas_thread()
     tls = None
     names: list[str] = []
     if config.https:
-        from .tls import certificate_names, ensure_certificates
+        from hai_edge.apps.kiosk.tls import certificate_names, ensure_certificates
 
         try:
             tls = ensure_certificates(config.data_dir, config.host, extra_names)

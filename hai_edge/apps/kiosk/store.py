@@ -30,8 +30,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..._io import atomic_write
-from ...errors import HaiEdgeError
+from hai_edge.fileio import atomic_write
+from hai_edge.errors import HaiEdgeError
 
 __all__ = ["Capture", "Encounter", "MediaStore", "Store", "StoreError", "User"]
 

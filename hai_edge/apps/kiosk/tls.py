@@ -18,7 +18,7 @@ import socket
 from collections.abc import Iterable
 from pathlib import Path
 
-from ...errors import MissingDependencyError
+from hai_edge.errors import MissingDependencyError
 
 __all__ = ["TlsFiles", "ca_fingerprint", "certificate_names", "ensure_certificates",
            "local_addresses", "qr_svg"]
@@ -80,7 +80,7 @@ def _names(host: str, extra: Iterable[str]) -> tuple[set[str], set[str]]:
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    from ..._io import atomic_write
+    from hai_edge.fileio import atomic_write
 
     with atomic_write(path) as fh:
         os.fchmod(fh.fileno(), 0o600)

@@ -12,8 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import auth
-from .store import Store, User
+from hai_edge.apps.kiosk import auth
+from hai_edge.apps.kiosk.store import Store, User
 
 __all__ = ["ApiError", "BodyLimit", "BodyTooLarge", "CSP", "HostCheck", "Operator",
            "SecurityHeaders", "check_csrf", "check_origin", "current_operator", "error_response",

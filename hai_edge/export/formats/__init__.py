@@ -24,9 +24,9 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..._telemetry import env_override
-from ...bundle import ModelFormat, TensorSpec
-from ...errors import MissingDependencyError
+from hai_edge.tools import env_override
+from hai_edge.bundle import ModelFormat, TensorSpec
+from hai_edge.errors import MissingDependencyError
 
 if TYPE_CHECKING:
     import torch

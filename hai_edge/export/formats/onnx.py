@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ...bundle import ModelFormat, TensorSpec
-from . import INPUT_NAME, OUTPUT_NAME, ExportedModel
+from hai_edge.bundle import ModelFormat, TensorSpec
+from hai_edge.export.formats import INPUT_NAME, OUTPUT_NAME, ExportedModel
 
 if TYPE_CHECKING:
     import torch

@@ -39,9 +39,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ...bundle import ModelFormat, TensorSpec
-from ..._telemetry import no_openvino_telemetry, openvino_telemetry_consent
-from . import INPUT_NAME, OUTPUT_NAME, ExportedModel
+from hai_edge.bundle import ModelFormat, TensorSpec
+from hai_edge.tools import no_openvino_telemetry, openvino_telemetry_consent
+from hai_edge.export.formats import INPUT_NAME, OUTPUT_NAME, ExportedModel
 
 if TYPE_CHECKING:
     import torch

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ...bundle import Bundle, ModelEntry, ModelFormat, Precision
-from ...errors import BundleError, MissingDependencyError
-from ._base import Backend, BackendInfo, MockBackend
+from hai_edge.bundle import Bundle, ModelEntry, ModelFormat, Precision
+from hai_edge.errors import BundleError, MissingDependencyError
+from hai_edge.runtime.backends._base import Backend, BackendInfo, MockBackend
 
 __all__ = [
     "BACKENDS",

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
-from ...errors import MissingDependencyError
+from hai_edge.errors import MissingDependencyError
 
 if TYPE_CHECKING:
-    from ...bundle import ModelEntry, ModelFormat
+    from hai_edge.bundle import ModelEntry, ModelFormat
 
 __all__ = ["Backend", "BackendInfo", "MockBackend"]
 

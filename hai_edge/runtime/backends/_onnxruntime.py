@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import BackendError
+from hai_edge.errors import BackendError
 
 __all__ = ["OrtBackend", "open_onnxruntime"]
 
@@ -17,7 +17,7 @@ class OrtBackend:
     name = "onnxruntime"
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
-        from ..._telemetry import import_onnxruntime
+        from hai_edge.tools import import_onnxruntime
 
         ort = import_onnxruntime()
 

@@ -1,7 +1,7 @@
 """OpenVINO engine: f32 inference precision (the CPU default may be bf16), latency hint.
 
 ``import openvino`` sends a telemetry event unless declined: the import happens inside
-``hai_edge._telemetry.no_openvino_telemetry`` so nothing is sent or written to the home directory.
+``hai_edge.tools.no_openvino_telemetry`` so nothing is sent or written to the home directory.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import BackendError
-from ._onnxruntime import _first_line
+from hai_edge.errors import BackendError
+from hai_edge.runtime.backends._onnxruntime import _first_line
 
 __all__ = ["OpenVinoBackend", "open_openvino"]
 
@@ -22,7 +22,7 @@ class OpenVinoBackend:
     name = "openvino"
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
-        from ..._telemetry import import_openvino
+        from hai_edge.tools import import_openvino
 
         ov = import_openvino()
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import BackendError
-from ._base import dequantize_output, quantize_input
-from ._onnxruntime import _first_line
+from hai_edge.errors import BackendError
+from hai_edge.runtime.backends._base import dequantize_output, quantize_input
+from hai_edge.runtime.backends._onnxruntime import _first_line
 
 __all__ = ["TfliteBackend", "open_tflite"]
 

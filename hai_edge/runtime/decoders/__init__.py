@@ -8,8 +8,8 @@ checks belong to the front ends. soundfile, Pillow and pydicom are imported only
 
 from __future__ import annotations
 
-from ._audio import DecodedAudio, decode_audio, decode_audio_bytes
-from ._dicom import (
+from hai_edge.runtime.decoders._audio import DecodedAudio, decode_audio, decode_audio_bytes
+from hai_edge.runtime.decoders._dicom import (
     decode_dicom,
     decode_dicom_bytes,
     is_dicom,
@@ -17,7 +17,7 @@ from ._dicom import (
     load_images,
     load_images_bytes,
 )
-from ._image import DecodedImage, decode_image, decode_image_bytes
+from hai_edge.runtime.decoders._image import DecodedImage, decode_image, decode_image_bytes
 
 __all__ = [
     "DecodedAudio",

@@ -17,8 +17,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from ...errors import InputError, MissingDependencyError
-from ._image import check_input_file, open_input_file, source_name
+from hai_edge.errors import InputError, MissingDependencyError
+from hai_edge.runtime.decoders._image import check_input_file, open_input_file, source_name
 
 __all__ = [
     "DecodedAudio",

@@ -30,8 +30,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from ...errors import InputError, MissingDependencyError
-from ._image import (
+from hai_edge.errors import InputError, MissingDependencyError
+from hai_edge.runtime.decoders._image import (
     DecodedImage,
     check_input_file,
     check_limits,

@@ -33,7 +33,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from ...errors import InputError, MissingDependencyError
+from hai_edge.errors import InputError, MissingDependencyError
 
 __all__ = [
     "DecodedImage",

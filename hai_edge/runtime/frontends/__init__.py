@@ -7,7 +7,7 @@ library only, so the export side, calibration, every runtime and the JavaScript 
 
 from __future__ import annotations
 
-from ._audio import (
+from hai_edge.runtime.frontends._audio import (
     AudioWindow,
     mel_filterbank,
     pcen,
@@ -16,9 +16,9 @@ from ._audio import (
     to_mono,
     window_features,
 )
-from ._image import apply_exif_orientation, prepare_image, resize_antialiased, to_rgb
-from ._resample import resample
-from ._spec import (
+from hai_edge.runtime.frontends._image import apply_exif_orientation, prepare_image, resize_antialiased, to_rgb
+from hai_edge.runtime.frontends._resample import resample
+from hai_edge.bundle.frontend import (
     AudioFeatures,
     AudioFrontendSpec,
     ClipNormalization,

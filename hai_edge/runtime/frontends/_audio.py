@@ -25,9 +25,9 @@ import math
 
 import numpy as np
 
-from ...errors import InputError
-from ._resample import resample
-from ._spec import AudioFeatures, AudioFrontendSpec, ClipNormalization
+from hai_edge.errors import InputError
+from hai_edge.runtime.frontends._resample import resample
+from hai_edge.bundle.frontend import AudioFeatures, AudioFrontendSpec, ClipNormalization
 
 __all__ = [
     "AudioWindow",

@@ -16,8 +16,8 @@ import math
 
 import numpy as np
 
-from ...errors import InputError
-from ._spec import ImageFrontendSpec, ResizeMode
+from hai_edge.errors import InputError
+from hai_edge.bundle.frontend import ImageFrontendSpec, ResizeMode
 
 __all__ = ["apply_exif_orientation", "prepare_image", "resize_antialiased", "to_rgb"]
 

@@ -1,0 +1,2 @@
+"""The offline demo (``hai-edge demo``) and the recipe that builds the built-in demo bundles.
+"""

@@ -56,3 +56,47 @@ def test_demo_fine_tunes_the_shipped_student_only_for_its_own_teacher(tmp_path, 
     assert demo._warm_start(plan, "reference:image", False) == f"pretrained:{plan.student}"
     assert demo._warm_start(plan, None, True) is None  # --from-scratch
     assert demo._warm_start(plan, "torch:tests._demo_teachers:image", False) is None
+
+
+def test_demo_says_where_it_writes_and_what_it_reuses(tmp_path: Path) -> None:
+    from hai_edge.demo import pipeline as demo
+
+    lines: list[str] = []
+    demo._prepare_output(tmp_path, ("audio",), fresh=False, say=lines.append)
+    assert lines == [f"Demo output: {tmp_path.resolve()}"]  # nothing earlier: nothing reused
+    earlier = tmp_path / "audio" / "targets"
+    earlier.mkdir(parents=True)
+    other = tmp_path / "mine.txt"  # not the demo's: never touched
+    other.write_text("keep")
+    lines.clear()
+    demo._prepare_output(tmp_path, ("audio",), fresh=False, say=lines.append)
+    assert "reusing earlier" in lines[-1] and earlier.exists()
+    lines.clear()
+    demo._prepare_output(tmp_path, ("audio",), fresh=True, say=lines.append)
+    assert "removed (--fresh)" in lines[-1]
+    assert not (tmp_path / "audio").exists() and other.read_text() == "keep"
+
+
+def test_demo_speed_figure_compares_like_with_like() -> None:
+    from hai_edge.demo import pipeline as demo
+
+    r = demo.DemoResult("audio", Path("b"), {"distill": 1.0}, {"rows": {
+        "n": 8, "cosine_mean": 0.9, "centred_cosine_mean": 0.05}}, {"onnx-int8": 0.4},
+        {"onnx-int8": 0.5, "onnx-fp32": 0.3}, teacher_ms=100.0, student_frontend_ms=0.5,
+        engine_cosine=1.0)
+    lines: list[str] = []
+    demo._summary([r], 60.0, lines.append)
+    text = "\n".join(lines)
+    # 100 ms teacher vs 0.5 ms model + 0.5 ms front end: 100x, labelled with what is compared
+    assert "1 thread each" in text and "with its own front end" in text and "-> 100x" in text
+    assert "has not learned the teacher" in text  # centred cosine 0.05
+
+
+def test_median_timing_ignores_one_slow_run() -> None:
+    import time as _time
+
+    from hai_edge.demo import pipeline as demo
+
+    calls = iter([0.0, 0.0] + [0.001] * 6 + [0.2] + [0.001] * 100)
+    ms = demo._median_ms(lambda: _time.sleep(next(calls)), min_runs=7, min_seconds=0.0)
+    assert 0.5 < ms < 20  # the 200 ms outlier does not move the median

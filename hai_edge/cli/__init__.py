@@ -262,6 +262,7 @@ _COMMAND_MODULES = (
     ".cough",  # hai-edge cough / probe train|eval
     ".derm",  # hai-edge derm
     ".demo",  # hai-edge demo
+    ".samples",  # hai-edge samples
     ".report",  # hai-edge report
     ".kiosk",  # hai-edge kiosk / kiosk adduser
     ".pwa",  # hai-edge pwa build / serve

@@ -318,10 +318,18 @@ class Bundle:
     def __init__(self, root: Path, manifest: Manifest) -> None:
         self.root = root
         self.manifest = manifest
+        self.signature: Any = None  # a signing.SignatureState once loaded with the check
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], *, verify: bool = True) -> Bundle:
-        """Read and validate ``manifest.json``; with ``verify`` check every file's sha256."""
+    def load(cls, path: str | os.PathLike[str], *, verify: bool = True,
+             trust: Any = "configured", check_signature: bool = True) -> Bundle:
+        """Read and validate ``manifest.json``; with ``verify`` check every file's sha256.
+
+        ``trust``: a :class:`~hai_edge.bundle.signing.TrustStore`, None (no store), or
+        ``"configured"`` (the machine's: environment variable and config directory). The
+        signature is checked before any file is hashed or loaded (``bundle.signature`` says what
+        was found); ``check_signature=False`` is for the signing tool itself.
+        """
         root = resolve_bundle(path)
         mpath = root / MANIFEST_NAME
         if not mpath.is_file():
@@ -337,6 +345,12 @@ class Bundle:
         except BundleError as exc:
             raise _fail(f"{root}: {exc}") from None
         bundle = cls(root, manifest)
+        if check_signature:
+            from hai_edge.bundle import signing
+
+            store = signing.TrustStore.configured() if trust == "configured" else trust
+            builtin = root.resolve().parent == BUILTIN_BUNDLES_DIR.resolve()
+            bundle.signature = signing.check_signature(root, data, builtin=builtin, trust=store)
         if verify:
             bundle.verify()
         return bundle

@@ -1,0 +1,40 @@
+"""Coverage-guided fuzzing of one target with atheris (libFuzzer).
+
+    python tests/fuzz/run_atheris.py TARGET [CORPUS_DIR ...] [-max_total_time=60] [-runs=N]
+
+TARGET is one of audio, image, dicom, manifest (tests/fuzz/targets.py). libFuzzer flags pass
+through; by default each input is bounded to 10 s and the process to 2 GB, so a hang or a memory
+blow-up is reported as a finding, like an exception other than HaiEdgeError. A finding is written
+as ``crash-*`` / ``timeout-*`` / ``oom-*`` in the working directory: copy it into
+tests/fuzz/crashers/TARGET/ once fixed, and the regression test replays it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+from pathlib import Path
+
+import atheris
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+with atheris.instrument_imports(include=["hai_edge"]):
+    from tests.fuzz.targets import TARGETS, run_target
+
+
+def main() -> None:
+    if len(sys.argv) < 2 or sys.argv[1] not in TARGETS:
+        sys.exit(f"usage: run_atheris.py {{{','.join(TARGETS)}}} [corpus dirs] [libFuzzer flags]")
+    name = sys.argv.pop(1)
+    logging.disable(logging.CRITICAL)  # decoders log warnings for broken files; not findings
+    warnings.simplefilter("ignore")
+    defaults = ["-timeout=10", "-rss_limit_mb=2048"]
+    argv = sys.argv[:1] + [a for a in defaults if a.split("=")[0] not in " ".join(sys.argv)] + sys.argv[1:]
+    atheris.Setup(argv, lambda data: run_target(name, data))
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main()

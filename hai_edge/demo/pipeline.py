@@ -154,6 +154,20 @@ def _warm_start(plan: _Plan, teacher_spec: str | None, from_scratch: bool) -> st
     return f"pretrained:{plan.student}"
 
 
+def _installed_formats(say: Callable[[str], None]) -> tuple[str, ...]:
+    """The export formats whose exporters are installed; says which are skipped and why."""
+    from hai_edge.export.formats import FORMATS
+
+    ready = tuple(name for name, fmt in FORMATS.items() if fmt.is_available())
+    for name, fmt in FORMATS.items():
+        if name not in ready:
+            say(f"  (skipping {name}: its exporter is not installed; pip install "
+                f"'hai-edge[{fmt.extra}]' adds it)")
+    if not ready:
+        raise HaiEdgeError("no exporter is installed: pip install 'hai-edge[demo]'")
+    return ready
+
+
 def _run_modality(plan: _Plan, out_dir: Path, quick: bool, say: Callable[[str], None],
                   teacher_spec: str | None = None, epochs: int | None = None,
                   allow_degraded: bool = False, from_scratch: bool = False) -> DemoResult:
@@ -200,10 +214,11 @@ def _run_modality(plan: _Plan, out_dir: Path, quick: bool, say: Callable[[str], 
     if len(held) < 4:
         held = calib[-8:]
     dest = out_dir / "bundles" / plan.bundle_name
-    bundle = st.run("export", "export FP32 + INT8 to ONNX, OpenVINO, TFLite with gates",
+    formats = _installed_formats(say)
+    bundle = st.run("export", f"export FP32 + INT8 to {', '.join(formats)} with gates",
                     lambda: build_bundle(
                         art.model, art.spec, dest, name=plan.bundle_name,
-                        options=BuildOptions(allow_degraded=allow_degraded),
+                        options=BuildOptions(formats=formats, allow_degraded=allow_degraded),
                         calibration=calib, heldout=held,
                         teacher=art.teacher_info, notices=(NOTICE,), overwrite=True,
                         provenance={"command": "hai-edge demo" + (" --quick" if quick else ""),

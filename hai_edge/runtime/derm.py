@@ -11,6 +11,9 @@ Per input (one result per image; a multi-frame DICOM gives one per frame):
 3. the bundle's image front end and model -> embedding (``Embedder``, the one shared path);
 4. every head's calibrated probability, its threshold and label (``runtime.heads``).
 
+Inputs: :meth:`DermPipeline.analyze_path` (a file) or :meth:`DermPipeline.analyze_bytes` (an
+upload), the same surface as the cough pipeline.
+
 Privacy: nothing read from a DICOM header reaches a result, an error or a log except the
 optional ``pseudonym``: ``HMAC-SHA256(key, PatientID)``, first 16 bytes as 32 hex digits,
 computed only when the caller supplies a key (at least 16 bytes). Without the key the pseudonym
@@ -181,7 +184,7 @@ class DermPipeline(EmbedderPipeline):
         return tuple(notices)
 
     # ------------------------------------------------------------------------ inputs
-    def analyze_file(self, path: str | os.PathLike[str]) -> list[DermResult]:
+    def analyze_path(self, path: str | os.PathLike[str]) -> list[DermResult]:
         """One result per image in the file (per frame for a multi-frame DICOM)."""
         from hai_edge.runtime.decoders import check_input_file, is_dicom, load_images
 
@@ -203,8 +206,10 @@ class DermPipeline(EmbedderPipeline):
             pass
         return self._results(src, images, stored, dicom, pid, t0)
 
+    analyze_file = analyze_path  # the former name
+
     def analyze_bytes(self, data: bytes, name: str) -> list[DermResult]:
-        """:meth:`analyze_file` for an in-memory file (an upload); ``name`` names it."""
+        """:meth:`analyze_path` for an in-memory file (an upload); ``name`` names it."""
         from hai_edge.runtime.decoders import DICOM_SUFFIXES, is_dicom_bytes, load_images_bytes
 
         src = str(name)

@@ -1,4 +1,4 @@
-"""Streaming resampling for live capture: chunks in, the same samples as one whole-signal resample out.
+"""Streaming resampling for live capture: chunks in, the samples of one whole-signal resample out.
 
 The microphone may only run at its own default rate; :class:`StreamResampler` converts its blocks
 to the bundle rate as they arrive, so live results equal offline results on the same audio.

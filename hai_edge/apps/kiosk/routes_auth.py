@@ -1,4 +1,5 @@
-"""Kiosk routes: health, session, first-run setup, sign-in/out, users and kiosk info (docs/kiosk.md)."""
+"""Kiosk routes: health, session, first-run setup, sign-in/out, users and kiosk info
+(docs/kiosk.md)."""
 
 from __future__ import annotations
 
@@ -154,7 +155,8 @@ def user_routes(ctx: KioskContext) -> APIRouter:
             "mic": ctx.mic_ok, "retention_days": ctx.config.retention_days,
             "limits": {"photo_bytes": ctx.config.max_photo_bytes,
                        "audio_bytes": ctx.config.max_audio_bytes,
-                       "mic_seconds": ctx.config.max_mic_seconds, "queue_depth": ctx.config.queue_depth},
+                       "mic_seconds": ctx.config.max_mic_seconds,
+                       "queue_depth": ctx.config.queue_depth},
             "export_root": str(ctx.config.exports)})
 
     return router

@@ -8,7 +8,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
 from hai_edge.apps.kiosk.context import KioskContext
-from hai_edge.apps.kiosk.export import ExportPathError, build_export, export_name, write_export_dir, zip_export
+from hai_edge.apps.kiosk.export import (ExportPathError, build_export, export_name, write_export_dir,
+                                       zip_export)
 from hai_edge.apps.kiosk.web import ApiError, field, json_body
 
 __all__ = ["export_routes"]

@@ -33,8 +33,14 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from hai_edge.errors import InputError, MissingDependencyError
-from hai_edge.runtime.decoders._files import (check_input_file, check_limits, megapixels, open_input_file,
-                                              short_reason, source_name)
+from hai_edge.runtime.decoders._files import (
+    check_input_file,
+    check_limits,
+    megapixels,
+    open_input_file,
+    short_reason,
+    source_name,
+)
 
 __all__ = [
     "DecodedImage",

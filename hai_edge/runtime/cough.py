@@ -12,7 +12,12 @@ Per recording (HeAR's recipe for long recordings, driven by the bundle's front-e
    windows are scored instead and ``fallback`` says so;
 4. the front end's features per window -> embeddings -> every head's calibrated probability;
 5. per head: recording score = mean of the window probabilities (as the official notebooks
-   average over windows), plus max and window count; ``positive`` = mean >= the head threshold.
+   average over windows), plus max and window count; ``positive`` = mean >= the head threshold;
+6. recording quality checks (``runtime.cough_quality``: clipping, level, duration, events) on
+   the recording as given: they warn, they never block.
+
+Inputs: :meth:`CoughPipeline.analyze_path` (a file), :meth:`CoughPipeline.analyze_bytes` (an
+upload) or :meth:`CoughPipeline.analyze` (samples), the same surface as the derm pipeline.
 
 Live mode (:meth:`CoughPipeline.run_live`) feeds microphone audio to the streaming detector and
 scores each event window as soon as its audio is in; the grouping decisions are the same as
@@ -32,9 +37,11 @@ import numpy as np
 
 from hai_edge.errors import HaiEdgeError, InputError
 from hai_edge.runtime._embedder import Embedder, EmbedderPipeline
+from hai_edge.runtime.cough_quality import RecordingLevels, measure_recording, recording_checks
 from hai_edge.runtime.events import Event, EventDetector, detector_from_bundle
 from hai_edge.runtime.frontends import AudioFrontendSpec, resample, split_windows, to_mono, window_features
 from hai_edge.runtime.heads import Head, load_heads
+from hai_edge.runtime.quality import QualityReport
 
 __all__ = [
     "CoughPipeline",
@@ -97,9 +104,11 @@ class CoughResult:
     notices: tuple[str, ...]
     meta: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # bundle/backend/detector
     capture: Mapping[str, Any] | None = None  # microphone details (live mode)
+    quality: QualityReport | None = None  # recording checks (runtime.cough_quality)
 
-    def to_dict(self, embeddings: bool = False) -> dict[str, Any]:
-        """The ``hai-edge cough --json`` object (schema in docs/cough.md)."""
+    def to_dict(self, embeddings: bool = False, quality: bool = False) -> dict[str, Any]:
+        """The ``hai-edge cough --json`` object (schema in docs/cough.md); ``quality`` adds the
+        recording checks (``"quality"``, as the kiosk stores them)."""
         d: dict[str, Any] = {
             "input": self.input,
             "duration_s": round(self.duration_s, 4),
@@ -112,6 +121,8 @@ class CoughResult:
             "timing_ms": {k: round(v, 3) for k, v in self.timing_ms.items()},
             "notices": list(self.notices),
         }
+        if quality and self.quality is not None:
+            d["quality"] = self.quality.to_dict()
         if self.capture is not None:
             d["capture"] = dict(self.capture)
         return d
@@ -212,13 +223,26 @@ class CoughPipeline(EmbedderPipeline):
         return {**super().meta, "detector": self.detector.name}
 
     # ----------------------------------------------------------------------------- offline
-    def analyze_file(self, path: str | os.PathLike[str]) -> CoughResult:
+    def analyze_path(self, path: str | os.PathLike[str]) -> CoughResult:
+        """Decode an audio file and analyse it (:meth:`analyze`)."""
         from hai_edge.runtime.decoders import decode_audio
 
         t0 = time.perf_counter()
         decoded = decode_audio(path)
         decode_ms = (time.perf_counter() - t0) * 1e3
         return self.analyze(decoded.samples, decoded.sample_rate, str(path),
+                            _timing={"decode": decode_ms})
+
+    analyze_file = analyze_path  # the former name
+
+    def analyze_bytes(self, data: bytes, name: str) -> CoughResult:
+        """:meth:`analyze_path` for an in-memory file (an upload); ``name`` names it."""
+        from hai_edge.runtime.decoders import decode_audio_bytes
+
+        t0 = time.perf_counter()
+        decoded = decode_audio_bytes(data, str(name))
+        decode_ms = (time.perf_counter() - t0) * 1e3
+        return self.analyze(decoded.samples, decoded.sample_rate, str(name),
                             _timing={"decode": decode_ms})
 
     def analyze(self, samples: np.ndarray, sample_rate: int, source: str = "<audio>", *,
@@ -235,6 +259,7 @@ class CoughPipeline(EmbedderPipeline):
             raise InputError(source, f"invalid sample rate {sample_rate!r}")
         if not np.all(np.isfinite(mono)):
             raise InputError(source, "contains NaN or infinite samples")
+        levels = measure_recording(mono, int(sample_rate))  # as recorded, before resampling
         mono = resample(mono, int(sample_rate), self.spec.sample_rate)
         timing["resample"] = (time.perf_counter() - t0) * 1e3
         self._check_length(mono, source)
@@ -247,7 +272,7 @@ class CoughPipeline(EmbedderPipeline):
             groups.extend(planner.add(i, ev))
         groups.extend(planner.finish())
         windows = self._score_groups(mono, groups, timing)
-        return self._result(source, mono, events, windows, timing)
+        return self._result(source, mono, events, windows, timing, levels)
 
     def _check_length(self, mono: np.ndarray, source: str) -> None:
         need = int(round(self.spec.min_clip_s * self.spec.sample_rate))
@@ -308,7 +333,7 @@ class CoughPipeline(EmbedderPipeline):
         return self._score([(w.start_s, w.end_s, (), w.samples) for w in plain], timing)
 
     def _result(self, source: str, mono: np.ndarray, events: Sequence[Event],
-                windows: list[ScoredWindow], timing: dict[str, float],
+                windows: list[ScoredWindow], timing: dict[str, float], levels: RecordingLevels,
                 capture: Mapping[str, Any] | None = None) -> CoughResult:
         fallback = not windows
         notices = list(self.notices)
@@ -332,7 +357,8 @@ class CoughPipeline(EmbedderPipeline):
                            sample_rate=self.spec.sample_rate, events=tuple(events),
                            windows=tuple(windows), scores=scores, fallback=fallback,
                            timing_ms=timing, notices=tuple(notices), meta=self.meta,
-                           capture=capture)
+                           capture=capture,
+                           quality=recording_checks(levels, len(events), self.spec.window_s))
 
     # -------------------------------------------------------------------------------- live
     def run_live(self, capture: Any, seconds: float | None = None, *,
@@ -418,7 +444,8 @@ class CoughPipeline(EmbedderPipeline):
         if lost is not None and audio.size < max(1, round(self.spec.min_clip_s * sr)):
             raise lost  # too little audio to say anything
         self._check_length(audio, name)
-        result = self._result(name, audio, events, windows, timing, capture=info)
+        result = self._result(name, audio, events, windows, timing,
+                              measure_recording(audio, sr), capture=info)
         if lost is not None:
             lost.result = result
             raise lost

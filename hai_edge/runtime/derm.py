@@ -11,6 +11,9 @@ Per input (one result per image; a multi-frame DICOM gives one per frame):
 3. the bundle's image front end and model -> embedding (``Embedder``, the one shared path);
 4. every head's calibrated probability, its threshold and label (``runtime.heads``).
 
+Inputs: :meth:`DermPipeline.analyze_path` (a file) or :meth:`DermPipeline.analyze_bytes` (an
+upload), the same surface as the cough pipeline.
+
 Privacy: nothing read from a DICOM header reaches a result, an error or a log except the
 optional ``pseudonym``: ``HMAC-SHA256(key, PatientID)``, first 16 bytes as 32 hex digits,
 computed only when the caller supplies a key (at least 16 bytes). Without the key the pseudonym
@@ -181,10 +184,9 @@ class DermPipeline(EmbedderPipeline):
         return tuple(notices)
 
     # ------------------------------------------------------------------------ inputs
-    def analyze_file(self, path: str | os.PathLike[str]) -> list[DermResult]:
+    def analyze_path(self, path: str | os.PathLike[str]) -> list[DermResult]:
         """One result per image in the file (per frame for a multi-frame DICOM)."""
-        from hai_edge.runtime.decoders import is_dicom, load_images
-        from hai_edge.runtime.decoders._image import check_input_file
+        from hai_edge.runtime.decoders import check_input_file, is_dicom, load_images
 
         src = str(path)
         t0 = time.perf_counter()
@@ -204,10 +206,11 @@ class DermPipeline(EmbedderPipeline):
             pass
         return self._results(src, images, stored, dicom, pid, t0)
 
+    analyze_file = analyze_path  # the former name
+
     def analyze_bytes(self, data: bytes, name: str) -> list[DermResult]:
-        """:meth:`analyze_file` for an in-memory file (an upload); ``name`` names it."""
-        from hai_edge.runtime.decoders import is_dicom_bytes, load_images_bytes
-        from hai_edge.runtime.decoders._dicom import _DICOM_SUFFIXES
+        """:meth:`analyze_path` for an in-memory file (an upload); ``name`` names it."""
+        from hai_edge.runtime.decoders import DICOM_SUFFIXES, is_dicom_bytes, load_images_bytes
 
         src = str(name)
         t0 = time.perf_counter()
@@ -215,7 +218,7 @@ class DermPipeline(EmbedderPipeline):
             _enable_heic(src)
         images = load_images_bytes(data, src, max_pixels=self.spec.max_pixels,
                                    draft_min_side=self._draft_side())
-        dicom = is_dicom_bytes(data) or src.lower().endswith(_DICOM_SUFFIXES)
+        dicom = is_dicom_bytes(data) or src.lower().endswith(DICOM_SUFFIXES)
         fh = io.BytesIO(bytes(data))
         stored = None if dicom else _stored_size(fh)
         pid = _patient_id(fh) if dicom and self._key is not None else None
@@ -324,10 +327,10 @@ def _patient_id(fh: BinaryIO) -> str | None:
     try:
         import pydicom
 
-        from hai_edge.runtime.decoders._dicom import _quiet_pydicom
+        from hai_edge.runtime.decoders import quiet_pydicom
 
         fh.seek(0)
-        with _quiet_pydicom(), warnings.catch_warnings():
+        with quiet_pydicom(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ds = pydicom.dcmread(fh, stop_before_pixels=True, specific_tags=["PatientID"])
             value = ds.get("PatientID", None)

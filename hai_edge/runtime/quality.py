@@ -1,5 +1,8 @@
 """Photo quality checks for the derm pipeline: warn about photos that give unreliable embeddings.
 
+:class:`QualityReport` and :class:`Flag` are shared with the cough recording checks
+(:mod:`hai_edge.runtime.cough_quality`): both modalities report quality in one shape.
+
 Numpy only, and cheap (2-3 ms on the reduced decode of a 12 MP photo): every check works on one
 small **analysis image**, the photo scaled (antialiased, never enlarged) so that its shorter
 side is :data:`ANALYSIS_SIDE` pixels. A fixed analysis scale makes the sharpness score
@@ -18,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -28,6 +31,7 @@ __all__ = [
     "ANALYSIS_SIDE",
     "ASPECT_MAX",
     "BLUR_MIN",
+    "Check",
     "CheckName",
     "Flag",
     "OVER_MAX",
@@ -94,23 +98,42 @@ class QualityCheck:
                 "reason": self.reason}
 
 
+class Check(Protocol):
+    """What a report holds: a photo :class:`QualityCheck` or a cough recording check."""
+
+    @property
+    def name(self) -> enum.Enum: ...
+
+    @property
+    def flag(self) -> Flag: ...
+
+    @property
+    def passed(self) -> bool: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
 @dataclasses.dataclass(frozen=True)
 class QualityReport:
-    """All checks of one photo; ``passed`` is False when any check warns."""
+    """All checks of one photo (or one recording); ``passed`` is False when any check warns."""
 
-    checks: tuple[QualityCheck, ...]
+    checks: tuple[Check, ...]
 
     @property
     def passed(self) -> bool:
         return all(c.passed for c in self.checks)
 
     @property
-    def warnings(self) -> tuple[QualityCheck, ...]:
+    def warnings(self) -> tuple[Check, ...]:
         return tuple(c for c in self.checks if not c.passed)
 
-    def check(self, name: CheckName | str) -> QualityCheck:
-        key = CheckName(name)
-        return next(c for c in self.checks if c.name is key)
+    def check(self, name: enum.Enum | str) -> Check:
+        """The check called ``name`` (its enum or its value); ValueError if there is none."""
+        key = name.value if isinstance(name, enum.Enum) else str(name)
+        for c in self.checks:
+            if c.name.value == key:
+                return c
+        raise ValueError(f"no quality check {key!r} in this report")
 
     def to_dict(self) -> dict[str, Any]:
         return {"passed": self.passed, "checks": [c.to_dict() for c in self.checks]}

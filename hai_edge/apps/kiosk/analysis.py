@@ -4,7 +4,9 @@ bounded queue that runs them off the request threads (overload -> :class:`Overlo
 An analyzer turns uploaded bytes into an :class:`Analysis`: a JSON-able ``result`` (what the
 results page shows and exports) plus the embeddings as a float32 matrix (exported as ``.npy``).
 Photos: one result per image (several for a multi-frame DICOM) shaped like
-``DermResult.to_dict`` (docs/kiosk.md). Coughs: ``CoughResult.to_dict`` plus a ``quality`` block.
+``DermResult.to_dict`` (docs/kiosk.md). Coughs: ``CoughResult.to_dict`` (its ``quality`` block
+included). The real analyzer only calls the pipelines' ``analyze_bytes``: decoding and quality
+checks live in the runtime, not here.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import numpy as np
 from hai_edge.errors import HaiEdgeError, InputError
 
 __all__ = ["Analysis", "AnalysisQueue", "Analyzer", "Kind", "MockAnalyzer", "Overloaded",
-           "PipelineAnalyzer", "cough_quality", "sniff"]
+           "PipelineAnalyzer", "sniff"]
 
 
 class Kind(str, enum.Enum):
@@ -75,34 +77,6 @@ def sniff(data: bytes, kind: Kind) -> str | None:
     return next((m for magic, m in _AUDIO_MAGIC if data.startswith(magic)), None)
 
 
-# ---------------------------------------------------------------------------- cough quality
-def _check(name: str, score: float, threshold: float, warn: bool, reason: str) -> dict[str, Any]:
-    return {"name": name, "score": round(float(score), 6), "threshold": threshold,
-            "flag": "warn" if warn else "pass", "reason": reason if warn else ""}
-
-
-def cough_quality(mono: np.ndarray, sample_rate: int, events: int, window_s: float
-                  ) -> dict[str, Any]:
-    """Recording checks, same shape as the derm quality report: clipping, level, length, events."""
-    x = np.asarray(mono, dtype=np.float32)
-    n = max(1, x.size)
-    clipped = float(np.count_nonzero(np.abs(x) >= 0.999)) / n
-    rms = math.sqrt(float(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
-    rms_db = 20 * math.log10(rms) if rms > 0 else -120.0
-    duration = x.size / float(sample_rate)
-    checks = [
-        _check("clipping", clipped, 0.001, clipped > 0.001,
-               "the recording is clipped: hold the microphone further from the mouth"),
-        _check("level", rms_db, -50.0, rms_db < -50.0,
-               "the recording is very quiet: check the microphone"),
-        _check("duration", duration, window_s, duration < window_s,
-               f"the recording is shorter than one {window_s:g} s analysis window"),
-        _check("cough_events", events, 1, events < 1,
-               "no cough was detected: ask for a strong, deliberate cough"),
-    ]
-    return {"passed": all(c["flag"] == "pass" for c in checks), "checks": checks}
-
-
 # ------------------------------------------------------------------------ real analyzers
 class PipelineAnalyzer:
     """Real inference: :class:`~hai_edge.runtime.cough.CoughPipeline` for coughs and
@@ -150,20 +124,10 @@ class PipelineAnalyzer:
         return Analysis({"kind": "photo", "frames": dicts}, vectors)
 
     def analyze_cough(self, data: bytes, name: str) -> Analysis:
-        from hai_edge.runtime.decoders import decode_audio_bytes
-        from hai_edge.runtime.frontends import to_mono
-
         if self.cough is None:
             raise HaiEdgeError("no cough bundle is configured on this kiosk")
-        t0 = time.perf_counter()
-        decoded = decode_audio_bytes(data, name)
-        decode_ms = (time.perf_counter() - t0) * 1e3
-        res = self.cough.analyze(decoded.samples, decoded.sample_rate, name,
-                                 _timing={"decode": decode_ms})
-        d = res.to_dict(embeddings=False)
-        # level/clipping/length need no resampling: checked on the recording as uploaded
-        d["quality"] = cough_quality(to_mono(decoded.samples), decoded.sample_rate,
-                                     len(res.events), self.cough.spec.window_s)
+        res = self.cough.analyze_bytes(data, name)
+        d = res.to_dict(embeddings=False, quality=True)  # checked on the recording as uploaded
         d["kind"] = "cough"
         dim = self.cough.bundle.manifest.embedding_dim
         rows = [w.embedding for w in res.windows if w.embedding is not None]
@@ -186,6 +150,14 @@ def _photo_meta(photo: Any) -> dict[str, Any]:
         out.update(backend=emb.backend_name, model=emb.entry.id)
     out["notices"] = list(getattr(photo, "notices", ()))
     return out
+
+
+def _mock_too_small(side: int) -> dict[str, Any]:
+    warn = side < 64
+    return {"name": "too_small", "score": round(float(side), 6), "threshold": 64,
+            "flag": "warn" if warn else "pass",
+            "reason": "the photo is too small: move closer or use a higher resolution"
+            if warn else ""}
 
 
 class MockAnalyzer:
@@ -221,9 +193,7 @@ class MockAnalyzer:
             w, h = img.full_size
             frames.append({
                 "input": name, "frame": img.frame, "width": int(w), "height": int(h),
-                "quality": {"passed": min(h, w) >= 64, "checks": [_check(
-                    "too_small", min(h, w), 64, min(h, w) < 64,
-                    "the photo is too small: move closer or use a higher resolution")]},
+                "quality": {"passed": min(h, w) >= 64, "checks": [_mock_too_small(min(h, w))]},
                 "scores": {"mock-head": {"probability": 0.25, "threshold": 0.5,
                                          "positive": False, "label": "negative"}},
                 "pseudonym": None, "timing_ms": {"total": 1.0}, "notices": [self.notice],
@@ -231,6 +201,7 @@ class MockAnalyzer:
         return Analysis({"kind": "photo", "frames": frames}, self._vector(data, len(frames)))
 
     def analyze_cough(self, data: bytes, name: str) -> Analysis:
+        from hai_edge.runtime.cough_quality import assess_recording
         from hai_edge.runtime.decoders import decode_audio_bytes
         from hai_edge.runtime.frontends import to_mono
 
@@ -249,7 +220,7 @@ class MockAnalyzer:
                                            "threshold": 0.5, "positive": True,
                                            "label": "positive"}},
                   "timing_ms": {"total": 1.0}, "notices": [self.notice],
-                  "quality": cough_quality(mono, dec.sample_rate, 0, 1.0)}
+                  "quality": assess_recording(mono, dec.sample_rate, 0, 1.0).to_dict()}
         return Analysis(result, self._vector(data, 1))
 
     def close(self) -> None:

@@ -18,8 +18,6 @@ behind a commit's fsync (WAL lets readers run during a write).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import hashlib
 import json
 import os
 import secrets
@@ -30,8 +28,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from hai_edge.fileio import atomic_write
-from hai_edge.errors import HaiEdgeError
+from hai_edge.apps.kiosk.media import MediaStore
+from hai_edge.apps.kiosk.records import Capture, Encounter, StoreError, User
 
 __all__ = ["Capture", "Encounter", "MediaStore", "Store", "StoreError", "User"]
 
@@ -89,104 +87,6 @@ CREATE INDEX captures_encounter ON captures(encounter_id);
 CREATE TABLE settings(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """),
 )
-
-
-class StoreError(HaiEdgeError):
-    """The data directory or database cannot be used."""
-
-
-@dataclasses.dataclass(frozen=True)
-class User:
-    id: int
-    username: str
-    role: str
-    failed: int
-    locked_until: float
-    pw_hash: str = dataclasses.field(repr=False, default="")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"username": self.username, "role": self.role,
-                "locked": self.locked_until > time.time()}
-
-
-@dataclasses.dataclass(frozen=True)
-class Capture:
-    id: str
-    encounter_id: str
-    kind: str
-    source: str
-    name: str
-    media_sha256: str
-    result: dict[str, Any]
-    embedding_rows: int
-    embedding_dim: int
-    created_unix: float
-    media_deleted: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "encounter_id": self.encounter_id, "kind": self.kind,
-                "source": self.source, "name": self.name, "media_sha256": self.media_sha256,
-                "media_deleted": self.media_deleted, "created": _iso(self.created_unix),
-                "embedding_shape": [self.embedding_rows, self.embedding_dim],
-                "result": self.result}
-
-
-@dataclasses.dataclass(frozen=True)
-class Encounter:
-    id: str
-    subject: str
-    note: str
-    operator: str | None
-    created_unix: float
-    captures: tuple[Capture, ...] = ()
-
-    def to_dict(self, captures: bool = True) -> dict[str, Any]:
-        d: dict[str, Any] = {"id": self.id, "subject": self.subject, "note": self.note,
-                             "operator": self.operator, "created": _iso(self.created_unix),
-                             "counts": {k: sum(c.kind == k for c in self.captures)
-                                        for k in ("photo", "cough")}}
-        if captures:
-            d["captures"] = [c.to_dict() for c in self.captures]
-        return d
-
-
-def _iso(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
-
-
-class MediaStore:
-    """Content-addressed files: ``root/ab/<sha256>``; written atomically, never overwritten."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        root.mkdir(parents=True, exist_ok=True)
-
-    def path(self, sha256: str) -> Path:
-        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
-            raise StoreError("invalid media hash")
-        return self.root / sha256[:2] / sha256
-
-    def put(self, data: bytes) -> str:
-        """Store ``data`` durably (temp + fsync + rename + folder fsync); returns its sha256."""
-        digest = hashlib.sha256(data).hexdigest()
-        dest = self.path(digest)
-        if dest.is_file() and dest.stat().st_size == len(data):
-            return digest
-        with atomic_write(dest, sync_dir=True) as fh:  # acknowledged only once durable
-            fh.write(data)
-        return digest
-
-    def read(self, sha256: str) -> bytes:
-        return self.path(sha256).read_bytes()
-
-    def delete(self, sha256: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.path(sha256).unlink()
-
-    def files(self) -> Iterator[Path]:
-        for sub in self.root.iterdir():
-            if sub.is_dir():
-                yield from sub.iterdir()
 
 
 class Store:

@@ -18,7 +18,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from hai_edge.errors import InputError, MissingDependencyError
-from hai_edge.runtime.decoders._image import check_input_file, open_input_file, source_name
+from hai_edge.runtime.decoders._files import check_input_file, open_input_file, source_name
 
 __all__ = [
     "DecodedAudio",

@@ -31,45 +31,44 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from hai_edge.errors import InputError, MissingDependencyError
-from hai_edge.runtime.decoders._image import (
-    DecodedImage,
+from hai_edge.runtime.decoders._dicom_pixels import CORRUPT, MONO, YBR, safe_name, to_uint8
+from hai_edge.runtime.decoders._files import (
     check_input_file,
     check_limits,
-    decode_image,
-    decode_image_bytes,
-    _draft,
     megapixels,
     open_input_file,
+    source_name,
+)
+from hai_edge.runtime.decoders._image import (
+    DecodedImage,
+    _draft,
+    decode_image,
+    decode_image_bytes,
     reduce_decoded,
     reduction_factor,
-    source_name,
 )
 
 __all__ = [
+    "DICOM_SUFFIXES",
     "decode_dicom",
     "decode_dicom_bytes",
     "is_dicom",
     "is_dicom_bytes",
     "load_images",
     "load_images_bytes",
+    "quiet_pydicom",
 ]
 
-_DICOM_SUFFIXES = (".dcm", ".dicom")
-_CORRUPT = (
-    "DICOM pixel data is corrupt or its length does not match "
-    "Rows x Columns x SamplesPerPixel x frames"
-)
-_MONO = ("MONOCHROME1", "MONOCHROME2")
-_YBR = ("YBR_FULL", "YBR_FULL_422")
+DICOM_SUFFIXES = (".dcm", ".dicom")
 # what the decoders may hand over; YBR_ICT/YBR_RCT (JPEG 2000) come back from them as RGB
-_SUPPORTED_PI = (*_MONO, *_YBR, "RGB", "PALETTE COLOR", "YBR_ICT", "YBR_RCT")
+_SUPPORTED_PI = (*MONO, *YBR, "RGB", "PALETTE COLOR", "YBR_ICT", "YBR_RCT")
 
 
 def is_dicom(path: str | os.PathLike) -> bool:
     """True for a ``.dcm``/``.dicom`` name or a file with ``DICM`` at byte 128."""
     try:
         p = Path(path)
-        if p.suffix.lower() in _DICOM_SUFFIXES:
+        if p.suffix.lower() in DICOM_SUFFIXES:
             return True
         with open(p, "rb") as f:
             f.seek(128)
@@ -118,7 +117,7 @@ def load_images_bytes(
     draft_min_side: int | None = None,
 ) -> list[DecodedImage]:
     """:func:`load_images` for an in-memory file; DICOM is recognised by content or name."""
-    if is_dicom_bytes(data) or str(source).lower().endswith(_DICOM_SUFFIXES):
+    if is_dicom_bytes(data) or str(source).lower().endswith(DICOM_SUFFIXES):
         return decode_dicom_bytes(data, source, max_pixels=max_pixels, min_side=min_side,
                                   draft_min_side=draft_min_side)
     return [
@@ -179,7 +178,7 @@ def _decode(
     fp: BinaryIO, src: str, max_pixels: int, min_side: int, draft_min_side: int | None = None
 ) -> list[DecodedImage]:
     pydicom = _import_pydicom()
-    with _quiet_pydicom(), warnings.catch_warnings():
+    with quiet_pydicom(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pydicom warnings may quote header values
         ds = _read_dataset(pydicom, fp, src)
         geo = _geometry(ds, src)
@@ -205,7 +204,7 @@ def _decode(
         except MemoryError:
             raise InputError(src, "not enough memory to decode the DICOM pixel data") from None
         except Exception:  # pydicom/plugin texts may carry header values: never pass them on
-            raise InputError(src, _CORRUPT) from None
+            raise InputError(src, CORRUPT) from None
         arr = np.asarray(arr)
         frames = geo["frames"]
         spp = geo["spp"]
@@ -213,9 +212,9 @@ def _decode(
         if frames == 1 and arr.ndim == len(expected) - 1:
             arr = arr[np.newaxis]
         if tuple(arr.shape) != expected:
-            raise InputError(src, _CORRUPT)
+            raise InputError(src, CORRUPT)
         pi = str(meta.get("photometric_interpretation", geo["pi"]) or geo["pi"]).strip().upper()
-        out = _to_uint8(pydicom, ds, arr, pi, geo, src)
+        out = to_uint8(pydicom, ds, arr, pi, geo, src)
     return _images(list(out), geo, src, draft_min_side)
 
 
@@ -282,7 +281,7 @@ class _DropThisThread(logging.Filter):
 
 
 @contextlib.contextmanager
-def _quiet_pydicom() -> Iterator[None]:
+def quiet_pydicom() -> Iterator[None]:
     """Silence pydicom's loggers for this thread: its records can quote header values (PHI)
     and carry tracebacks of failed plugin attempts, which must never reach the user's logs."""
     drop = _DropThisThread()
@@ -327,11 +326,6 @@ def _int(ds: Any, keyword: str, default: int | None, src: str) -> int:
         raise InputError(src, f"DICOM image has an invalid {keyword} attribute") from None
 
 
-def _safe_name(text: str) -> str:
-    """A technical code (photometric interpretation) or a placeholder: never free text."""
-    return text if re.fullmatch(r"[A-Z0-9_ ]{1,16}", text) else "(invalid value)"
-
-
 def _geometry(ds: Any, src: str) -> dict[str, Any]:
     if "PixelData" not in ds:
         if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
@@ -351,7 +345,7 @@ def _geometry(ds: Any, src: str) -> dict[str, Any]:
     if not pi:
         raise InputError(src, "DICOM image lacks the PhotometricInterpretation attribute")
     if pi not in _SUPPORTED_PI:
-        raise InputError(src, f"unsupported DICOM photometric interpretation: {_safe_name(pi)}")
+        raise InputError(src, f"unsupported DICOM photometric interpretation: {safe_name(pi)}")
     if spp not in (1, 3):
         raise InputError(src, f"DICOM image has an unsupported SamplesPerPixel ({spp})")
     if bits_alloc not in (1, 8, 16, 32) or not 1 <= bits_stored <= bits_alloc:
@@ -432,10 +426,10 @@ def _check_frames_complete(ds: Any, geo: dict[str, Any], src: str) -> None:
     try:
         frames = list(generate_frames(ds.PixelData, number_of_frames=geo["frames"]))
     except Exception:
-        raise InputError(src, _CORRUPT) from None
+        raise InputError(src, CORRUPT) from None
     if len(frames) != geo["frames"] or any(
             not bytes(f).rstrip(b"\x00").endswith(b"\xff\xd9") for f in frames):
-        raise InputError(src, _CORRUPT)
+        raise InputError(src, CORRUPT)
 
 
 def _check_native_length(ds: Any, src: str) -> None:
@@ -445,106 +439,6 @@ def _check_native_length(ds: Any, src: str) -> None:
         expected = int(get_expected_length(ds, "bytes"))
         held = len(ds.PixelData)
     except Exception:
-        raise InputError(src, _CORRUPT) from None
+        raise InputError(src, CORRUPT) from None
     if held < expected:
-        raise InputError(src, _CORRUPT)
-
-
-# ---------------------------------------------------------------------------------------------
-# pixel value mapping to uint8
-
-
-def _to_uint8(
-    pydicom: Any, ds: Any, arr: np.ndarray, pi: str, geo: dict[str, Any], src: str
-) -> np.ndarray:
-    spp = geo["spp"]
-    if pi in _MONO:
-        if spp != 1:
-            raise InputError(src, f"DICOM {pi} image must have 1 sample per pixel")
-        out = _mono_to_uint8(ds, arr, geo)
-        return 255 - out if pi == "MONOCHROME1" else out
-    if pi in _YBR:  # the decoder left YCbCr (should not happen with as_rgb=True)
-        if spp != 3:
-            raise InputError(src, f"DICOM {pi} image must have 3 samples per pixel")
-        from pydicom.pixels import convert_color_space
-
-        try:
-            arr = convert_color_space(arr, "YBR_FULL", "RGB")
-        except Exception:
-            raise InputError(src, _CORRUPT) from None
-        pi = "RGB"
-    if pi == "RGB":
-        if spp != 3:
-            raise InputError(src, "DICOM RGB image must have 3 samples per pixel")
-        return _scale_unsigned(arr, geo["bits_stored"])
-    if pi == "PALETTE COLOR":
-        return _palette_to_rgb(ds, arr, src)
-    raise InputError(
-        src, f"unsupported DICOM photometric interpretation: {_safe_name(pi)}"
-    )
-
-
-def _scale_unsigned(arr: np.ndarray, bits_stored: int) -> np.ndarray:
-    if arr.dtype == np.uint8 and bits_stored >= 8:
-        return arr
-    hi = float((1 << bits_stored) - 1)
-    a = np.clip(arr.astype(np.float64), 0, hi)
-    return np.rint(a * (255.0 / hi)).astype(np.uint8)
-
-
-def _first_float(value: Any) -> float | None:
-    try:
-        if value is None or value == "":
-            return None
-        if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
-            value = value[0]
-        out = float(value)
-    except Exception:
-        return None
-    return out if np.isfinite(out) else None
-
-
-def _mono_to_uint8(ds: Any, arr: np.ndarray, geo: dict[str, Any]) -> np.ndarray:
-    bits, signed = geo["bits_stored"], geo["signed"]
-    if not signed and bits <= 8:  # 8 bits as stored; fewer (1-bit masks too) stretched to 0..255
-        return _scale_unsigned(arr, bits)
-    a = arr.astype(np.float64)
-    if bits <= 8:  # signed 8-bit: shift to 0..255
-        return np.clip(a + 128.0, 0, 255).astype(np.uint8)
-    center = _first_float(ds.get("WindowCenter", None))
-    width = _first_float(ds.get("WindowWidth", None))
-    if center is not None and width is not None and width >= 1:
-        slope = _first_float(ds.get("RescaleSlope", None))
-        intercept = _first_float(ds.get("RescaleIntercept", None))
-        v = a * (1.0 if slope is None else slope) + (0.0 if intercept is None else intercept)
-        if width == 1:  # DICOM PS3.3 C.11.2.1.2.1: a step at the centre
-            y = np.where(v > center - 0.5, 1.0, 0.0)
-        else:
-            y = (v - (center - 0.5)) / (width - 1.0) + 0.5
-        return np.rint(np.clip(y, 0.0, 1.0) * 255.0).astype(np.uint8)
-    lo, hi = (-(2.0 ** (bits - 1)), 2.0 ** (bits - 1) - 1) if signed else (0.0, 2.0**bits - 1)
-    y = (np.clip(a, lo, hi) - lo) * (255.0 / (hi - lo))
-    return np.rint(y).astype(np.uint8)
-
-
-def _palette_to_rgb(ds: Any, arr: np.ndarray, src: str) -> np.ndarray:
-    from pydicom.pixels import apply_color_lut
-
-    try:
-        rgb = np.asarray(apply_color_lut(arr, ds))
-    except Exception:
-        raise InputError(
-            src, "DICOM palette colour lookup table is missing or invalid"
-        ) from None
-    if rgb.dtype == np.uint8:
-        return rgb
-    if rgb.size and int(rgb.max()) <= 255 and _lut_bits(ds) == 8:
-        return rgb.astype(np.uint8)
-    return np.rint(np.clip(rgb.astype(np.float64), 0, 65535) / 257.0).astype(np.uint8)
-
-
-def _lut_bits(ds: Any) -> int:
-    try:
-        return int(ds.RedPaletteColorLookupTableDescriptor[2])
-    except Exception:
-        return 16
+        raise InputError(src, CORRUPT)

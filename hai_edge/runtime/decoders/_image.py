@@ -28,12 +28,19 @@ import re
 import struct
 import warnings
 import zlib
-from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 
 from hai_edge.errors import InputError, MissingDependencyError
+from hai_edge.runtime.decoders._files import (
+    check_input_file,
+    check_limits,
+    megapixels,
+    open_input_file,
+    short_reason,
+    source_name,
+)
 
 __all__ = [
     "DecodedImage",
@@ -209,85 +216,6 @@ def reduce_decoded(
 
 
 # ---------------------------------------------------------------------------------------------
-# helpers shared by the audio and DICOM decoders
-
-
-def source_name(path: object, source: str | None) -> str:
-    """The name errors report: ``source`` when given, else the path as given."""
-    if source is not None:
-        return str(source)
-    return os.fspath(path) if isinstance(path, (str, os.PathLike)) else str(path)
-
-
-def check_input_file(path: str | os.PathLike, src: str) -> int:
-    """Raise :class:`InputError` unless ``path`` is a readable, non-empty regular file.
-
-    Returns the file size in bytes.
-    """
-    try:
-        p = Path(path)
-    except TypeError:
-        raise InputError(src, f"expected a file path, got {type(path).__name__}") from None
-    try:
-        st = p.stat()
-    except FileNotFoundError:
-        raise InputError(src, "file not found") from None
-    except PermissionError:
-        raise InputError(src, "cannot read file (permission denied)") from None
-    except (OSError, ValueError) as exc:
-        raise InputError(src, f"cannot read file ({_short(exc)})") from None
-    if p.is_dir():
-        raise InputError(src, "is a directory, not a file")
-    if not p.is_file():
-        raise InputError(src, "is not a regular file")
-    if st.st_size == 0:
-        raise InputError(src, "empty file (0 bytes)")
-    if not os.access(p, os.R_OK):
-        raise InputError(src, "cannot read file (permission denied)")
-    return int(st.st_size)
-
-
-def open_input_file(path: str | os.PathLike, src: str) -> BinaryIO:
-    try:
-        return open(path, "rb")  # noqa: SIM115 - the caller closes it
-    except PermissionError:
-        raise InputError(src, "cannot read file (permission denied)") from None
-    except OSError as exc:
-        raise InputError(src, f"cannot read file ({_short(exc)})") from None
-
-
-def _short(exc: BaseException, limit: int = 100) -> str:
-    """One short line describing ``exc`` (first line of its message, else its class name)."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    text = text.rstrip(".")
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def megapixels(n: int) -> str:
-    mp = n / 1e6
-    return f"{mp:.1f} MP" if mp >= 0.1 else f"{mp:.2g} MP"
-
-
-def check_limits(
-    src: str, width: int, height: int, max_pixels: int, min_side: int, *, what: str = "image"
-) -> None:
-    if width <= 0 or height <= 0:
-        raise InputError(src, f"{what} has no pixels ({width}x{height})")
-    n = int(width) * int(height)
-    if n > max_pixels:
-        raise InputError(
-            src,
-            f"{what} is {width}x{height} pixels ({megapixels(n)}); "
-            f"the limit is {megapixels(max_pixels)}",
-        )
-    if min(width, height) < min_side:
-        raise InputError(
-            src,
-            f"{what} is {width}x{height} pixels; the shorter side must be at least {min_side}",
-        )
-
-
-# ---------------------------------------------------------------------------------------------
 
 
 def _import_pil() -> Any:
@@ -358,10 +286,10 @@ def _decode(
             except MemoryError:
                 raise InputError(src, "not enough memory to decode the image") from None
             except Image.DecompressionBombError as exc:
-                raise InputError(src, f"image exceeds the decoder's size limit ({_short(exc)})")
+                raise InputError(src, f"image exceeds the decoder's size limit ({short_reason(exc)})")
             except Exception as exc:  # Pillow raises OSError/ValueError/SyntaxError/zlib.error...
                 raise InputError(
-                    src, f"corrupt or truncated image data ({_short(exc)})"
+                    src, f"corrupt or truncated image data ({short_reason(exc)})"
                 ) from None
             orientation = _orientation(img)
         finally:
@@ -387,12 +315,12 @@ def _open(Image: Any, fp: BinaryIO, src: str, max_pixels: int) -> Any:
                 raise InputError(
                     src, f"image is {megapixels(n)}; the limit is {megapixels(max_pixels)}"
                 ) from None
-            raise InputError(src, f"image exceeds the decoder's size limit ({_short(exc)})")
+            raise InputError(src, f"image exceeds the decoder's size limit ({short_reason(exc)})")
         return img
     except MemoryError:
         raise InputError(src, "not enough memory to read the image header") from None
     except (OSError, ValueError, SyntaxError, EOFError, struct.error, zlib.error) as exc:
-        raise InputError(src, f"corrupt or truncated image data ({_short(exc)})") from None
+        raise InputError(src, f"corrupt or truncated image data ({short_reason(exc)})") from None
 
 
 def _open_without_bomb_check(Image: Any, fp: BinaryIO) -> Any:

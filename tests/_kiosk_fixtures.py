@@ -53,7 +53,7 @@ def wav_bytes(samples: np.ndarray | None = None, rate: int = 16000) -> bytes:
 def tiny_bundles(dest: Path) -> Path:
     """``dest/cough`` (audio) + ``dest/photo`` (image): tiny ONNX bundles, one head each."""
     from hai_edge.bundle import Bundle
-    from hai_edge.cli.cough import add_head_to_bundle
+    from hai_edge.heads.bundle_heads import add_head_to_bundle
     from hai_edge.runtime.heads import Head
 
     from ._onnx_models import make_onnx_bundle

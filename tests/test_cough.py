@@ -12,7 +12,7 @@ import pytest
 
 from hai_edge.bundle import Bundle
 from hai_edge.cli import main
-from hai_edge.cli.cough import add_head_to_bundle
+from hai_edge.heads.bundle_heads import add_head_to_bundle
 from hai_edge.errors import InputError
 from hai_edge.runtime.cough import CoughPipeline, WindowPlanner, event_window
 from hai_edge.runtime.events import Event
@@ -57,8 +57,8 @@ def cough_wav(tmp_path_factory) -> Path:
 def test_json_schema_and_numbers(bundles, cough_wav, capsys) -> None:
     assert main(["cough", "--bundle", str(bundles["heads"]), str(cough_wav), "--json"]) == 0
     rec = json.loads(capsys.readouterr().out)
-    assert set(rec) == {"input", "duration_s", "sample_rate", "bundle", "backend", "model",
-                        "detector", "events", "windows", "fallback_windows", "scores",
+    assert set(rec) == {"input", "modality", "duration_s", "sample_rate", "bundle", "backend",
+                        "model", "detector", "events", "windows", "fallback_windows", "scores",
                         "timing_ms", "notices"}
     assert rec["input"] == str(cough_wav) and rec["duration_s"] == 6.5
     assert rec["fallback_windows"] is False and rec["detector"] == "energy"

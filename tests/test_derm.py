@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from hai_edge.bundle import Bundle
-from hai_edge.cli.cough import add_head_to_bundle
+from hai_edge.heads.bundle_heads import add_head_to_bundle
 from hai_edge.errors import BundleError, HaiEdgeError, InputError
 from hai_edge.runtime.derm import DermPipeline, DermResult, QualityCheck, QualityReport
 from hai_edge.runtime.heads import Calibration, CalibrationKind, Head

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from hai_edge.bundle import Bundle
-from hai_edge.cli.cough import add_head_to_bundle
+from hai_edge.heads.bundle_heads import add_head_to_bundle
 from hai_edge.errors import BundleError
 from hai_edge.runtime.cough import CoughPipeline
 from hai_edge.runtime.events import EnergyDetector

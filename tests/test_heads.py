@@ -12,7 +12,7 @@ import pytest
 
 from hai_edge.bundle import Bundle
 from hai_edge.cli import main
-from hai_edge.cli.cough import add_head_to_bundle
+from hai_edge.heads.bundle_heads import add_head_to_bundle
 from hai_edge.errors import BundleError, HaiEdgeError, MissingDependencyError
 from hai_edge.runtime.heads import (
     Calibration,

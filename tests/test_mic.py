@@ -328,7 +328,7 @@ def test_level_meter_only_on_a_terminal_unless_forced() -> None:
 @pytest.fixture(scope="module")
 def head_bundle(tmp_path_factory) -> Path:
     from hai_edge.bundle import Bundle
-    from hai_edge.cli.cough import add_head_to_bundle
+    from hai_edge.heads.bundle_heads import add_head_to_bundle
     from hai_edge.runtime.heads import Head
 
     root = tmp_path_factory.mktemp("micb")

@@ -64,7 +64,7 @@ def _with_head(src: Path, dest: Path, run: Path, store: Path, labels: Path) -> P
     from sklearn.linear_model import LogisticRegression
 
     from hai_edge.bundle import Bundle
-    from hai_edge.cli.cough import add_head_to_bundle
+    from hai_edge.heads.bundle_heads import add_head_to_bundle
     from hai_edge.runtime.heads import Head
 
     rows = EmbeddingStore(store).load()

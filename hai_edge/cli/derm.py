@@ -1,7 +1,6 @@
 """``hai-edge derm``: quality checks, embeddings and head scores for skin photos and DICOM.
 
-Light on purpose (``hai_edge.cli`` imports it to build the parser): the pipeline loads inside
-the command function.
+Light on purpose (the parser imports it): the pipeline loads inside the command function.
 """
 
 from __future__ import annotations
@@ -13,6 +12,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from hai_edge.cli._common import (
+    add_engine_args,
+    add_heads_arg,
+    err,
+    expand_inputs,
+    heads_from,
+    report_failures,
+    split_bundle_and_inputs,
+    with_modality,
+    write_jsonl,
+)
 from hai_edge.errors import HaiEdgeError
 
 __all__ = ["register"]
@@ -29,22 +39,19 @@ _SHORT = {"blur": ("blur", "{:.2f}"), "exposure_over": ("luma", "{:.0f}"),
 def register(subparsers: Any) -> None:
     d = subparsers.add_parser(
         "derm", help="check, embed and score skin photos and DICOM images",
-        usage="hai-edge derm INPUT... | DIR [options]",
+        usage="hai-edge derm [BUNDLE] INPUT... | DIR [options]",
         description="Quality checks (blur, exposure, size, aspect ratio, skin), the bundle's "
                     "embedding and its heads' calibrated scores for each photo (JPEG, PNG, "
                     "WebP, HEIC with hai-edge[heic]) or DICOM image (one result per frame). "
                     "Not a diagnosis: see the bundle's notices. DICOM header values never "
                     "appear in the output; --pseudonym-key-file adds a keyed hash of the "
                     "PatientID.")
-    d.add_argument("inputs", nargs="+", metavar="INPUT", help="photos, DICOM files or "
-                   "directories (searched recursively)")
+    d.add_argument("inputs", nargs="+", metavar="[BUNDLE] INPUT", help="a bundle (directory or "
+                   "built-in name; default: the built-in derm-demo), then photos, DICOM files "
+                   "or directories (searched recursively)")
     d.add_argument("--bundle", "-b", help="image bundle (default: the built-in derm-demo)")
-    d.add_argument("--backend", "-e", help="onnxruntime | openvino | tflite")
-    d.add_argument("--precision", choices=("int8", "fp32"), help="default: int8 when the "
-                   "bundle has it")
-    d.add_argument("--threads", type=int, default=None, help="engine threads")
-    d.add_argument("--heads", metavar="NAMES", help="comma-separated heads to apply (default: "
-                   "all of the bundle's; '' for none)")
+    add_engine_args(d)
+    add_heads_arg(d)
     d.add_argument("--json", action="store_true", help="print one JSON object per image")
     d.add_argument("--no-embedding", action="store_true", help="leave the embedding out of "
                    "the JSON output")
@@ -96,35 +103,11 @@ def _expand(inputs: Sequence[str]) -> list[Path]:
     """Files as given; directories expand (recursively, sorted) to photos and DICOM files:
     known suffixes, or no suffix with the DICOM marker (PACS exports often have none).
     Hidden files (``.name``, e.g. macOS ``._IMG.jpg``) are skipped."""
-    out: list[Path] = []
-    for item in inputs:
-        p = Path(item)
-        if not p.is_dir():
-            out.append(p)
-            continue
-        for f in sorted(p.rglob("*")):
-            if f.name.startswith(".") or not f.is_file():
-                continue
-            suffix = f.suffix.lower()
-            if suffix in _SUFFIXES or (not suffix and _is_dicom_file(f)):
-                out.append(f)
-    return out
-
-
-def _pick_bundle(args: argparse.Namespace) -> str | None:
-    from hai_edge.bundle import builtin_bundles
-
-    if args.bundle:
-        return args.bundle
-    first = args.inputs[0]
-    if len(args.inputs) > 1 and ((Path(first) / "manifest.json").is_file()
-                                 or (first in builtin_bundles() and not Path(first).exists())):
-        return args.inputs.pop(0)  # `hai-edge derm BUNDLE photo.jpg`, as with embed
-    return None  # the pipeline uses the built-in derm-demo (or says it is missing)
+    return expand_inputs(inputs, _SUFFIXES, skip_hidden=True,
+                         keep=lambda f: not f.suffix and _is_dicom_file(f))
 
 
 def _cmd_derm(args: argparse.Namespace) -> int:
-    from hai_edge.cli import _err
     from hai_edge.runtime.derm import DermPipeline
 
     if args.output and Path(args.output).suffix.lower() != ".jsonl":
@@ -132,27 +115,26 @@ def _cmd_derm(args: argparse.Namespace) -> int:
     if args.threads is not None and args.threads < 1:
         raise HaiEdgeError("--threads must be >= 1")
     key = _read_key(args.pseudonym_key_file) if args.pseudonym_key_file else None
-    heads = None if args.heads is None else [h.strip() for h in args.heads.split(",")
-                                             if h.strip()]
-    bundle = _pick_bundle(args)
-    files = _expand(args.inputs)
+    named = split_bundle_and_inputs(args.bundle, args.inputs)
+    files = _expand(named.inputs)
     if not files:
         raise HaiEdgeError("no photos or DICOM files found in "
-                           + ", ".join(args.inputs))
+                           + ", ".join(named.inputs))
     records: list[dict] = []
     notices: list[str] = []
     failures = 0
-    with DermPipeline(bundle, args.backend, precision=args.precision, threads=args.threads,
-                      heads=heads, pseudonym_key=key) as pipe:
+    # no bundle named: the pipeline uses the built-in derm-demo (or says it is missing)
+    with DermPipeline(named.bundle, args.backend, precision=args.precision, threads=args.threads,
+                      heads=heads_from(args.heads), pseudonym_key=key) as pipe:
         for path in files:
             try:
                 results = pipe.analyze_file(path)
             except HaiEdgeError as exc:
                 failures += 1
-                _err(str(exc))
+                err(str(exc))
                 continue
             for r in results:
-                d = r.to_dict(embedding=not args.no_embedding)
+                d = with_modality(r.to_dict(embedding=not args.no_embedding), "image")
                 records.append(d)
                 notices += [n for n in r.notices if n not in notices]
                 if args.json:
@@ -160,18 +142,12 @@ def _cmd_derm(args: argparse.Namespace) -> int:
                 elif not args.output:
                     print(_human(r), flush=True)
     if args.output and records:
-        from hai_edge.fileio import atomic_write
-
-        with atomic_write(args.output, "w") as fh:
-            for d in records:
-                fh.write(json.dumps(d) + "\n")
+        write_jsonl(args.output, records)
         print(f"hai-edge: wrote {len(records)} result(s) to {args.output}", file=sys.stderr)
     if not args.json and not args.output:
         for n in notices:
             print(f"notice: {n}")
-    if failures and len(files) > 1:
-        _err(f"{failures} of {len(files)} inputs failed")
-    return 2 if failures else 0
+    return report_failures(failures, len(files))
 
 
 def _human(r: Any) -> str:

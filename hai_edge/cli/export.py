@@ -1,4 +1,4 @@
-"""``hai-edge export SOURCE -o BUNDLE`` and ``hai-edge verify BUNDLE``.
+"""``hai-edge export SOURCE -o BUNDLE`` (``hai-edge verify`` is in ``hai_edge.cli.verify``).
 
 SOURCE is one of:
 
@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hai_edge.errors import BundleError, GateError, HaiEdgeError
+from hai_edge.errors import HaiEdgeError
 
 __all__ = ["register"]
 
@@ -305,27 +305,6 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_verify(args: argparse.Namespace) -> int:
-    from hai_edge.bundle import Bundle
-    from hai_edge.runtime.verify import verify_bundle
-
-    bundle = Bundle.load(args.bundle, verify=True)
-    report = verify_bundle(bundle, args.backend, threads=args.threads)
-    print(json.dumps(report.to_dict(), indent=2) if args.json else report.table())
-    ran = [m for m in report.models if m.status != "skipped"]
-    if not ran:
-        raise BundleError(f"{bundle.root}: no model could be run (no engine installed for "
-                          f"{', '.join(sorted({m.model for m in report.models}))})")
-    if not report.passed:
-        bad = [m for m in report.models if m.status == "failed"]
-        what = "; ".join(
-            f"{m.model} on {m.engine}: " + (m.note or f"max|diff| {m.max_abs_diff:.3g} (tol "
-                                           f"{m.tol_max_abs:.3g}), min cos {m.min_cosine:.5f}")
-            for m in bad) or "front-end self-test failed"
-        raise GateError(f"golden vectors failed: {what}", figures=report.to_dict())
-    return 0
-
-
 def register(subparsers: Any) -> None:
     e = subparsers.add_parser(
         "export", help="export a student to ONNX/OpenVINO/TFLite, FP32 + gated INT8, as a bundle",
@@ -336,7 +315,8 @@ def register(subparsers: Any) -> None:
     e.add_argument("-o", "--output", required=True, help="bundle directory to write")
     e.add_argument("--formats", help="comma-separated: onnx,openvino,tflite (default: all, or "
                                      "the --device profile's)")
-    e.add_argument("--precision", choices=("int8", "fp32", "both"), default="both")
+    e.add_argument("--precision", choices=("int8", "fp32", "both"), default="both",
+                   help="which models to export (default: both)")
     e.add_argument("--calib", metavar="DIR_OR_CSV",
                    help="media for calibration and the held-out gate (split by group)")
     e.add_argument("--device", help="device profile id: default formats + quantization preset")
@@ -363,10 +343,3 @@ def register(subparsers: Any) -> None:
                    help="DEBUG: force the float front end into INT8 (the gate must fail)")
     e.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
     e.set_defaults(func=_cmd_export)
-
-    v = subparsers.add_parser("verify", help="run a bundle's golden vectors on every installed engine")
-    v.add_argument("bundle", help="bundle directory or built-in name")
-    v.add_argument("--backend", "-e", help="only this engine (onnxruntime | openvino | tflite)")
-    v.add_argument("--threads", type=int, default=1, help="engine threads (default 1)")
-    v.add_argument("--json", action="store_true", help="print the report as JSON")
-    v.set_defaults(func=_cmd_verify)

@@ -67,7 +67,7 @@ def register(subparsers: Any) -> None:
     a = sub.add_parser("adduser", help="create an operator (or admin) account",
                        usage="hai-edge kiosk adduser USER [--admin] [--data-dir DIR] "
                              "[--password-stdin] [--reset]")
-    a.add_argument("username")
+    a.add_argument("username", help="the account to add (or, with --reset, to change)")
     a.add_argument("--admin", action="store_true", help="may add users and unlock accounts")
     a.add_argument("--data-dir", dest="adduser_data_dir", metavar="DIR",
                    help="as for `hai-edge kiosk`")

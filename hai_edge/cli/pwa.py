@@ -58,7 +58,7 @@ def _report(rep: Any) -> str:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    from hai_edge.apps.cough_pwa._build import build_app
+    from hai_edge.apps.cough_pwa import build_app
 
     rep = build_app(args.output, args.bundle, precision=args.precision)
     print(_report(rep))
@@ -66,9 +66,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from hai_edge.apps.cough_pwa._build import build_app
-    from hai_edge.apps.cough_pwa._serve import is_loopback, make_server
-
+    from hai_edge.apps.cough_pwa import build_app, is_loopback, make_server
     from hai_edge.errors import HaiEdgeError
 
     if args.keyfile and not args.certfile:

@@ -3,9 +3,9 @@
     python -m hai_edge.demo.bundles --modality audio --data ../shared/data \\
         --work /tmp/hai-demo -o hai_edge/bundles [--epochs 12] [--max-minutes 40]
 
-Every step is a ``hai-edge`` command run in-process (so the shipped bundles are made exactly the
-way a user would make theirs) and is skipped when its output exists, so an interrupted build
-resumes. Audio: corpus CSV (``demo_corpora``) -> ``teacher embed`` (reference:audio, 4 views)
+Every step calls the library function behind its ``hai-edge`` command, with the command's
+defaults (so the shipped bundles are made exactly the way a user would make theirs), and is
+skipped when its output exists, so an interrupted build resumes. Audio: corpus CSV (``demo_corpora``) -> ``teacher embed`` (reference:audio, 4 views)
 -> ``distill`` (audio-s) -> ``export`` INT8 (ONNX, OpenVINO, TFLite, gated) -> the learned cough
 detector (``cough_detector_train``, scored on held-out scenes) -> a COVID-19 demo probe trained
 on cough-ru's call-centre recordings of the training split (``probe train``) and evaluated on
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -30,12 +31,48 @@ __all__ = ["build_audio", "build_image", "main"]
 
 
 def _run(argv: list[str]) -> None:
+    """A ``hai-edge`` command in-process: only ``export`` still goes this way, until the export
+    stage has a library function for "run directory -> gated bundle" (issue #16)."""
     from hai_edge.cli import main as cli
 
     print("+ hai-edge " + " ".join(argv), flush=True)
     rc = cli(argv)
     if rc != 0:
         raise SystemExit(f"hai-edge {argv[0]} failed with exit code {rc}")
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in text.split(",") if v.strip())
+
+
+def _teacher_embed(teacher_spec: str, data: Path, group: str, id_col: str, out: Path) -> None:
+    """``hai-edge teacher embed --views 4 --batch-size 32 --no-progress`` (resumable)."""
+    from hai_edge.corpus import load_corpus
+    from hai_edge.distill.teacher_embed import embed_corpus
+    from hai_edge.teachers import load_teacher
+
+    print(f"+ teacher embed {teacher_spec} {data} -> {out}", flush=True)
+    teacher = load_teacher(teacher_spec, device="cpu")
+    try:
+        items = load_corpus(str(data), teacher.info.modality, group_col=group, id_col=id_col,
+                            path_col=None)
+        store = embed_corpus(teacher, items, str(out), spec=None, views=4, batch_size=32, seed=0,
+                             progress=False, shard_items=32)
+    finally:
+        teacher.close()
+    print(f"{store.root}: {len(store)} embeddings, {len(store.done_items())} items", flush=True)
+
+
+def _distill(**changes: Any) -> None:
+    """``hai-edge distill --quiet`` with the command's defaults and these changes."""
+    # as the command does, before torch loads: idle OpenMP threads sleep instead of spinning
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from hai_edge.distill.run import DistillConfig, distill
+
+    print(f"+ distill {changes.get('student')} -> {changes.get('run_dir')}", flush=True)
+    result = distill(DistillConfig(progress=False, **changes))
+    print(f"{result.status}: {result.stopped} after {result.epochs_done} epochs "
+          f"(best epoch {result.best_epoch})", flush=True)
 
 
 def _split_csv(rows: list[dict[str, Any]], dest: Path) -> Path:
@@ -50,25 +87,19 @@ def _probe(bundle: Path, train_csv: Path, held_csv: Path, name: str, label: str,
            positive: str, group: str, out_bundle: Path, subgroups: str, notice: str,
            labels: str) -> dict[str, Any]:
     """``probe train`` on the training rows -> new bundle; ``probe eval`` on the held-out rows."""
-    from hai_edge.cli import main as cli
+    from hai_edge.heads.bundle_heads import ProbeData, evaluate_probe, train_probe
 
     head_file = out_bundle.parent / f"{name}.json"
     if not out_bundle.is_dir():
-        _run(["probe", "train", "--bundle", str(bundle), "--data", str(train_csv), "--label",
-              label, "--positive", positive, "--group", group, "--name", name, "--notice",
-              notice, "--labels", labels, "-o", str(head_file), "--add-to-bundle",
-              str(out_bundle)])
-    import contextlib
-    import io
-
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        rc = cli(["probe", "eval", "--bundle", str(out_bundle), "--head", name, "--data",
-                  str(held_csv), "--label", label, "--positive", positive, "--group", group,
-                  "--subgroups", subgroups, "--json"])
-    if rc != 0:
-        raise SystemExit(f"probe eval failed ({rc})")
-    return json.loads(buf.getvalue())
+        print(f"+ probe train {name} on {train_csv} -> {out_bundle}", flush=True)
+        train_probe(ProbeData(bundle=str(bundle), data=str(train_csv), label=label,
+                              positive=_csv(positive), group=group),
+                    head_file, name=name, labels=_csv(labels), notice=notice,
+                    add_to_bundle=str(out_bundle))
+    _, report = evaluate_probe(ProbeData(bundle=str(out_bundle), data=str(held_csv), label=label,
+                                         positive=_csv(positive), group=group),
+                               name, subgroups=_csv(subgroups))
+    return json.loads(json.dumps(report))  # as `probe eval --json` printed it
 
 
 def _install(bundle: Path, run: Path, out_dir: Path, name: str, preset: str) -> None:
@@ -84,7 +115,7 @@ def _install(bundle: Path, run: Path, out_dir: Path, name: str, preset: str) -> 
 
 def build_audio(data: Path, work: Path, out_dir: Path, epochs: int, minutes: float) -> dict:
     from hai_edge.bundle import Bundle
-    from hai_edge.cli.cough import add_head_to_bundle
+    from hai_edge.heads.bundle_heads import add_head_to_bundle
     from hai_edge.heads.detector_train import (
         detector_entry,
         evaluate_detector,
@@ -95,14 +126,11 @@ def build_audio(data: Path, work: Path, out_dir: Path, epochs: int, minutes: flo
 
     corpus = write_audio_corpus(data, work)
     store, run = work / "audio-store", work / "audio-run"
-    _run(["teacher", "embed", "--teacher", "reference:audio", "--data", str(corpus), "--group",
-          "group", "--id-col", "id", "-o", str(store), "--views", "4", "--batch-size", "32",
-          "--no-progress"])
-    _run(["distill", "--targets", str(store), "--data", str(corpus), "--group", "group",
-          "--id-col", "id", "--student", "audio-s", "-o", str(run), "--epochs", str(epochs),
-          "--threads", "2", "--max-minutes", str(minutes), "--label", "covid19", "--positive",
-          "1", "--label-filter", "source=cough-ru/call-center", "--subgroups", "source",
-          "--quiet"])
+    _teacher_embed("reference:audio", corpus, "group", "id", store)
+    _distill(targets=str(store), data=str(corpus), group_col="group", id_col="id",
+             student="audio-s", run_dir=str(run), epochs=epochs, num_threads=2,
+             max_minutes=minutes, label="covid19", positive=("1",),
+             label_filter=(("source", "cough-ru/call-center"),), subgroups=("source",))
     int8 = work / "cough-demo-int8"
     if not int8.is_dir():
         _run(["export", str(run), "-o", str(int8), "--precision", "int8", "--name", "cough-demo",
@@ -141,13 +169,11 @@ def build_image(data: Path, work: Path, out_dir: Path, epochs: int, minutes: flo
 
     meta = data / "pad-ufes-20" / "metadata.csv"
     store, run = work / "image-store", work / "image-run"
-    _run(["teacher", "embed", "--teacher", "reference:image", "--data", str(meta), "--group",
-          "patient_id", "--id-col", "img_id", "-o", str(store), "--views", "4",
-          "--batch-size", "32", "--no-progress"])
-    _run(["distill", "--targets", str(store), "--data", str(meta), "--group", "patient_id",
-          "--id-col", "img_id", "--student", "image-s", "-o", str(run), "--epochs", str(epochs),
-          "--threads", "2", "--max-minutes", str(minutes), "--label", "diagnostic",
-          "--positive", "BCC,SCC,MEL", "--subgroups", "gender,age,fitspatrick", "--quiet"])
+    _teacher_embed("reference:image", meta, "patient_id", "img_id", store)
+    _distill(targets=str(store), data=str(meta), group_col="patient_id", id_col="img_id",
+             student="image-s", run_dir=str(run), epochs=epochs, num_threads=2,
+             max_minutes=minutes, label="diagnostic", positive=("BCC", "SCC", "MEL"),
+             subgroups=("gender", "age", "fitspatrick"))
     int8 = work / "derm-demo-int8"
     if not int8.is_dir():
         _run(["export", str(run), "-o", str(int8), "--precision", "int8", "--name", "derm-demo"])

@@ -101,7 +101,7 @@ class Embedder:
                 y = next(iter(res.values()))
             else:
                 y = res[self.output_name]
-            out.append(np.asarray(y, dtype=np.float32).reshape(len(x[i : i + self.batch_size]), -1))
+            out.append(self._checked(y, len(x[i : i + self.batch_size])))
         y = np.concatenate(out) if out else np.zeros((0, self.bundle.manifest.embedding_dim), np.float32)
         if y.shape[1] != self.bundle.manifest.embedding_dim:
             raise BackendError(
@@ -109,6 +109,28 @@ class Embedder:
                 f"{self.bundle.manifest.embedding_dim}"
             )
         return y
+
+    def _checked(self, y: object, n: int) -> np.ndarray:
+        """The engine's output for ``n`` inputs as [n, d] float32, or a one-line BackendError for
+        an empty (seen with OpenVINO on ARM), wrongly shaped or non-finite output."""
+        where = f"{self.backend_name}/{self.entry.id}"
+        try:
+            a = np.asarray(y, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise BackendError(f"{where}: the engine returned a non-numeric output") from None
+        dim = self.bundle.manifest.embedding_dim
+        if a.size == 0:
+            raise BackendError(f"{where}: the engine returned an empty output "
+                               f"(expected {n}x{dim})")
+        if a.size % n:
+            shape = "x".join(str(s) for s in a.shape)
+            raise BackendError(f"{where}: the engine returned an output of shape {shape} "
+                               f"for {n} input(s) (expected {n}x{dim})")
+        a = a.reshape(n, -1)
+        if not np.all(np.isfinite(a)):
+            raise BackendError(f"{where}: the engine returned non-finite values (NaN or "
+                               "infinity)")
+        return a
 
     def embed_audio(self, samples: np.ndarray, sample_rate: int, source: str = "<audio>") -> AudioEmbedding:
         spec = self.spec

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from hai_edge.bundle import Bundle, ModelEntry
-from hai_edge.errors import BundleError, HaiEdgeError, MissingDependencyError
+from hai_edge.errors import BundleError, GateError, HaiEdgeError, MissingDependencyError
 from hai_edge.runtime.frontends import AudioFrontendSpec, prepare_audio, prepare_image
 
 __all__ = [
@@ -135,6 +135,21 @@ class VerifyReport:
         return bool(ran) and all(m.status == "passed" for m in ran) and all(
             f["passed"] for f in self.frontend)
 
+    def raise_for_failure(self, root: Any = None) -> None:
+        """``BundleError`` when no model could run, ``GateError`` (with the figures) when a
+        check failed: one line naming each failed model and why."""
+        where = root if root is not None else self.bundle
+        if not [m for m in self.models if m.status != "skipped"]:
+            raise BundleError(f"{where}: no model could be run (no engine installed for "
+                              f"{', '.join(sorted({m.model for m in self.models}))})")
+        if self.passed:
+            return
+        what = "; ".join(
+            f"{m.model} on {m.engine}: " + (m.note or f"max|diff| {m.max_abs_diff:.3g} (tol "
+                                           f"{m.tol_max_abs:.3g}), min cos {m.min_cosine:.5f}")
+            for m in self.models if m.status == "failed") or "front-end self-test failed"
+        raise GateError(f"golden vectors failed: {what}", figures=self.to_dict())
+
     def to_dict(self) -> dict[str, Any]:
         return {"bundle": self.bundle, "n_items": self.n_items, "passed": self.passed,
                 "frontend": list(self.frontend), "models": [m.to_dict() for m in self.models]}
@@ -147,9 +162,9 @@ class VerifyReport:
         lines.append(f"  {'model':<16} {'engine':<12} {'max|diff|':>10} {'tol':>9} {'min cos':>9} "
                      f"{'tol':>8}  status")
         for m in self.models:
-            if m.status == "skipped":
+            if m.status == "skipped" or m.max_abs_diff is None:
                 lines.append(f"  {m.model:<16} {m.engine:<12} {'':>10} {'':>9} {'':>9} {'':>8}  "
-                             f"skipped ({m.note})")
+                             f"{m.status} ({m.note})")
                 continue
             lines.append(f"  {m.model:<16} {m.engine:<12} {m.max_abs_diff:>10.3g} "
                          f"{m.tol_max_abs:>9.3g} {m.min_cosine:>9.5f} {m.tol_min_cosine:>8.4f}  "
@@ -204,15 +219,43 @@ def _check_model(bundle: Bundle, entry: ModelEntry, info: Any, x: np.ndarray,
         bundle.verify(entry.files)
         engine = info.open(bundle.path_of(entry.main_file), entry, threads)
         try:
-            out = engine.run({entry.inputs[0].name: x})[entry.outputs[0].name]
+            res = engine.run({entry.inputs[0].name: x})
         finally:
             engine.close()
     except MissingDependencyError:
         return ModelCheck(entry.id, info.name, "skipped", note=f"needs hai-edge[{info.extra}]")
     except HaiEdgeError as exc:
         return ModelCheck(entry.id, info.name, "failed", note=str(exc).splitlines()[0][:200])
-    out = np.asarray(out, dtype=np.float32).reshape(expected.shape)
-    diff = float(np.max(np.abs(out - expected))) if np.all(np.isfinite(out)) else float("inf")
+    out, problem = _golden_output(res, entry.outputs[0].name, expected.shape)
+    if problem:
+        return ModelCheck(entry.id, info.name, "failed", tol_max_abs=t_abs, tol_min_cosine=t_cos,
+                          note=problem)
+    diff = float(np.max(np.abs(out - expected)))
     cos = float(np.min(_cosines(out, expected)))
     ok = diff <= t_abs and cos >= t_cos
     return ModelCheck(entry.id, info.name, "passed" if ok else "failed", diff, cos, t_abs, t_cos)
+
+
+def _golden_output(res: Mapping[str, Any], name: str, shape: tuple[int, ...]
+                   ) -> tuple[np.ndarray, str]:
+    """The engine's output as float32 of the expected shape, or a one-line reason it is not:
+    a missing or empty output (seen with OpenVINO on ARM), a wrong shape, NaN or infinity."""
+    if name not in res:
+        if len(res) != 1:
+            return np.zeros(0, np.float32), f"the engine returned no output {name!r}"
+        res = {name: next(iter(res.values()))}
+    try:
+        out = np.asarray(res[name], dtype=np.float32)
+    except (TypeError, ValueError):
+        return np.zeros(0, np.float32), "the engine returned a non-numeric output"
+    want = "x".join(str(s) for s in shape)
+    if out.size == 0:
+        return out, f"the engine returned an empty output (expected {want})"
+    if out.size != int(np.prod(shape)):
+        got = "x".join(str(s) for s in out.shape)
+        return out, f"the engine returned an output of shape {got} (expected {want})"
+    out = out.reshape(shape)
+    bad = int(np.count_nonzero(~np.isfinite(out)))
+    if bad:
+        return out, f"the engine returned {bad} non-finite value(s) (NaN or infinity)"
+    return out, ""

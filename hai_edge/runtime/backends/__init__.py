@@ -67,6 +67,11 @@ def select_model(
     for. INT8 is preferred over FP32 unless ``precision`` says otherwise."""
     prefs = [Precision(precision)] if precision else [Precision.INT8, Precision.FP32]
     have = sorted({m.format.value for m in bundle.manifest.models})
+    if not bundle.manifest.models:
+        raise BundleError(f"{bundle.root}: bundle has no models")
+    if precision and not any(m.precision is prefs[0] for m in bundle.manifest.models):
+        raise BundleError(f"{bundle.manifest.name} has no {prefs[0].value} model; it has: "
+                          f"{_inventory(bundle)}")
     if backend:
         info = _backend_info(backend)
         candidates = [info]
@@ -87,13 +92,24 @@ def select_model(
                 raise MissingDependencyError(f"the {info.name} engine", info.extra, info.missing()[0])
             continue
         return info, entries[0]
-    if not bundle.manifest.models:
-        raise BundleError(f"{bundle.root}: bundle has no models")
-    missing = [BACKENDS[n] for n in order if BACKENDS[n].format.value in have]
+    # every engine with a model of the wanted precision is missing (the precision exists)
+    fits = {m.format for m in bundle.manifest.models if m.precision in prefs}
+    missing = [BACKENDS[n] for n in order if BACKENDS[n].format in fits and BACKENDS[n].missing()]
     if missing:
         info = missing[0]
         raise MissingDependencyError(f"this bundle ({', '.join(have)})", info.extra, info.missing()[0])
-    raise BundleError(f"{bundle.root}: no model matches precision {prefs[0].value}")
+    raise BundleError(f"{bundle.manifest.name}: no engine of {', '.join(order)} runs a "
+                      f"{'/'.join(p.value for p in prefs)} model of it; it has: {_inventory(bundle)}")
+
+
+def _inventory(bundle: Bundle) -> str:
+    """What a bundle holds, by precision: ``int8 (onnx, openvino, tflite), fp32 (onnx)``."""
+    by: dict[str, list[str]] = {}
+    for m in bundle.manifest.models:
+        fmts = by.setdefault(m.precision.value, [])
+        if m.format.value not in fmts:
+            fmts.append(m.format.value)
+    return ", ".join(f"{p} ({', '.join(sorted(f))})" for p, f in by.items())
 
 
 def open_model(

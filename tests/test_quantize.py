@@ -288,8 +288,8 @@ def test_int8_gate_per_format(wave_bundle: Path, fmt: str) -> None:
 def test_broken_frontend_is_caught(wave_bundle: Path, fmt: str, tmp_path: Path) -> None:
     """Forcing the float front end into INT8 (debug switch) ruins the embedding; every rung of the
     ladder keeps it forced, and the gate fails with the measured figures."""
-    from hai_edge.bundle import Bundle
-    from hai_edge.export.bundle_builder import _int8_entry, _run
+    from hai_edge.bundle import Bundle, Precision
+    from hai_edge.export.steps import model_entry, run_quiet
     from hai_edge.quantize.recipes import quantize_with_ladder
 
     from ._quant_fixtures import wave_data
@@ -300,7 +300,7 @@ def test_broken_frontend_is_caught(wave_bundle: Path, fmt: str, tmp_path: Path) 
     ref = _torch_wave(held)
 
     def evaluate(art: QuantizedArtifact, x: np.ndarray) -> np.ndarray:
-        return _run(art.format, art.main_file, _int8_entry(art, None), x)
+        return run_quiet(art.main_file, model_entry(art, Precision.INT8, None), x)
 
     cfg = QuantConfig(frontend_scope="frontend", quantize_frontend=True, sensitive_k=(2,))
     with pytest.raises(GateError) as info:

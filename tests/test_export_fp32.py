@@ -19,7 +19,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 # Found, not imported: importing onnxruntime/openvino outside their telemetry guards writes into
-# HOME (see hai_edge/export/formats/openvino.py and fp32_bundle._run_checked).
+# HOME (see hai_edge/export/formats/openvino.py and export.steps.run_quiet).
 _MISSING = [m for m in ("onnx", "onnxscript", "onnxruntime", "openvino", "litert_torch",
                         "ai_edge_litert") if importlib.util.find_spec(m) is None]
 if _MISSING:

@@ -28,7 +28,7 @@ So ``no_telemetry()`` sets ``CI=true`` only for the duration of the block (cover
 non-re-initialising caller are dropped too. It writes nothing anywhere and needs no network. An
 ``import openvino`` that happens *outside* such a block (e.g. the run-side backend imported first)
 still runs the import-time event with the default consent — callers should import openvino
-inside ``no_telemetry()`` (``build_fp32_bundle`` does).
+inside ``no_telemetry()`` (``hai_edge.export.steps.run_quiet`` does).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Keep inference engines from phoning home or writing into the user's home directory.
+"""Third-party tools used politely: no telemetry, nothing written to the home directory, no noise.
 
 - OpenVINO: ``import openvino`` and ``convert_model`` send Google-Analytics events unless consent
   is declined, and create ``~/intel/...``. The telemetry code checks ``CI=true`` before touching
@@ -6,6 +6,8 @@
   is then told ``consent = False``.
 - onnxruntime: ``import onnxruntime`` creates ``~/.cache/Microsoft/DeveloperTools`` unless
   ``ORT_DISABLE_TELEMETRY=1`` is set before its first import.
+- Converters and quantizers (torch.export, litert-torch, NNCF, onnxruntime's quantizer) log a lot,
+  partly from C++ straight to fds 1/2: ``quiet()`` captures it and replays it only on failure.
 
 Nothing happens at import of this module; the guards run only when an engine is first imported.
 """
@@ -13,13 +15,16 @@ Nothing happens at import of this module; the guards run only when an engine is 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
-from collections.abc import Iterator, Mapping
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 __all__ = ["env_override", "import_onnxruntime", "import_openvino", "no_openvino_telemetry",
-           "openvino_telemetry_consent"]
+           "openvino_telemetry_consent", "quiet"]
 
 
 @contextlib.contextmanager
@@ -83,3 +88,70 @@ def import_onnxruntime() -> Any:
         import onnxruntime
 
     return onnxruntime
+
+
+@contextlib.contextmanager
+def quiet(enabled: bool = True) -> Iterator[None]:
+    """Silence converter chatter for the duration of one export, without a subprocess.
+
+    Python warnings and the ``torch``/``absl`` loggers are raised to ERROR; native (C++) log lines
+    written straight to fds 1/2 (TFLite's flatbuffer exporter, absl, oneDNN) go to a temporary file
+    that is replayed on stderr only if the export fails, so a failure still shows its diagnostics.
+    """
+    if not enabled:
+        yield
+        return
+    loggers = [logging.getLogger(n) for n in ("torch", "torch.onnx", "torch.export", "absl", "jax")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), _native_output_to_tempfile() as replay:
+            warnings.simplefilter("ignore")
+            try:
+                yield
+            except BaseException:
+                replay()
+                raise
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+@contextlib.contextmanager
+def _native_output_to_tempfile() -> Iterator[Callable[[], None]]:
+    """Point fds 1 and 2 at a temp file; yield a function that replays its tail on stderr."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = (os.dup(1), os.dup(2))
+    except (OSError, ValueError, AttributeError):  # no usable fds (embedded interpreter): no-op
+        yield lambda: None
+        return
+    sink = tempfile.TemporaryFile(mode="w+b")
+
+    def replay() -> None:
+        try:
+            sink.flush()
+            sink.seek(0)
+            text = sink.read()[-20000:].decode("utf-8", "replace")
+            if text.strip():
+                os.write(saved[1], text.encode())
+        except OSError:
+            pass
+
+    try:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        yield replay
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
+        sink.close()

@@ -19,7 +19,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 # Found, not imported: importing onnxruntime/openvino outside their telemetry guards writes into
-# HOME (see hai_edge/export/formats/openvino.py and fp32_bundle._run_checked).
+# HOME (see hai_edge/export/formats/openvino.py and export.steps.run_quiet).
 _MISSING = [m for m in ("onnx", "onnxscript", "onnxruntime", "openvino", "litert_torch",
                         "ai_edge_litert") if importlib.util.find_spec(m) is None]
 if _MISSING:
@@ -327,3 +327,18 @@ def test_format_table_and_parity_import_without_torch() -> None:
                           timeout=60)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "[]", proc.stdout
+
+
+def test_public_names_load_from_their_one_home() -> None:
+    """hai_edge.export's lazy names, and the helpers export.formats re-exports from the bottom."""
+    import hai_edge.export as e
+    from hai_edge import tools
+    from hai_edge.export import bundle_builder, formats, source, steps
+
+    assert sorted(e.__all__) == sorted(e._LAZY)
+    assert all(getattr(e, n) is not None for n in e.__all__)
+    assert e.build_bundle is bundle_builder.build_bundle and e.ExportSource is source.ExportSource
+    assert e.synthetic_inputs is steps.synthetic_inputs
+    assert formats.quiet is tools.quiet and formats.env_override is tools.env_override
+    with pytest.raises(AttributeError):
+        e.no_such_name  # noqa: B018

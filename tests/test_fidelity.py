@@ -43,6 +43,24 @@ def test_cosines_and_centred_cosines_by_hand() -> None:
     assert cosine_rows(z, o).tolist() == [1.0, 0.0]
 
 
+def test_cosine_rows_is_the_one_shared_metric() -> None:
+    """Distillation fidelity, export parity and the INT8 gates use one cosine
+    (hai_edge.evaluation.metrics): flattened rows, never above 1 from rounding."""
+    from hai_edge.evaluation.metrics import cosine_rows as shared
+    from hai_edge.export.parity import cosine_rows as parity
+    from hai_edge.quantize.gates import cosine_rows as gates
+
+    assert cosine_rows is shared and parity is shared and gates is shared
+    x = np.random.default_rng(0).standard_normal((200, 7))
+    na = np.linalg.norm(x, axis=1)
+    assert (np.einsum("ij,ij->i", x, x) / (na * na) > 1.0).any()  # what rounding does unclipped
+    assert (cosine_rows(x, x) <= 1.0).all() and np.allclose(cosine_rows(x, x), 1.0)
+    cube = np.arange(12.0).reshape(2, 2, 3)
+    assert np.allclose(cosine_rows(cube, -cube), [-1.0, -1.0], atol=1e-12)
+    with pytest.raises(ValueError, match="shapes differ"):
+        cosine_rows(np.ones((2, 3)), np.ones((2, 4)))
+
+
 def test_knn_overlap_identical_rotated_and_random() -> None:
     rng = np.random.default_rng(1)
     t = rng.standard_normal((200, 16))

@@ -12,9 +12,16 @@ import pytest
 
 from hai_edge.bundle import ModelFormat
 from hai_edge.errors import GateError, HaiEdgeError
-from hai_edge.quantize import CalibrationMethod, CalibrationSource, QuantConfig, Recipe
-from hai_edge.quantize._backend import QuantBackend, QuantizedArtifact
-from hai_edge.quantize._graph import Op, OpGraph, find_frontend_scope, rank_sensitive_ops
+from hai_edge.quantize import (
+    CalibrationMethod,
+    CalibrationSource,
+    QuantBackend,
+    QuantConfig,
+    QuantizedArtifact,
+    Recipe,
+    find_frontend_scope,
+)
+from hai_edge.quantize._graph import Op, OpGraph, rank_sensitive_ops
 from hai_edge.quantize.config import check_supported
 from hai_edge.quantize.gates import (
     GateThresholds,
@@ -288,8 +295,8 @@ def test_int8_gate_per_format(wave_bundle: Path, fmt: str) -> None:
 def test_broken_frontend_is_caught(wave_bundle: Path, fmt: str, tmp_path: Path) -> None:
     """Forcing the float front end into INT8 (debug switch) ruins the embedding; every rung of the
     ladder keeps it forced, and the gate fails with the measured figures."""
-    from hai_edge.bundle import Bundle
-    from hai_edge.export.bundle_builder import _int8_entry, _run
+    from hai_edge.bundle import Bundle, Precision
+    from hai_edge.export.steps import model_entry, run_quiet
     from hai_edge.quantize.recipes import quantize_with_ladder
 
     from ._quant_fixtures import wave_data
@@ -300,7 +307,7 @@ def test_broken_frontend_is_caught(wave_bundle: Path, fmt: str, tmp_path: Path) 
     ref = _torch_wave(held)
 
     def evaluate(art: QuantizedArtifact, x: np.ndarray) -> np.ndarray:
-        return _run(art.format, art.main_file, _int8_entry(art, None), x)
+        return run_quiet(art.main_file, model_entry(art, Precision.INT8, None), x)
 
     cfg = QuantConfig(frontend_scope="frontend", quantize_frontend=True, sensitive_k=(2,))
     with pytest.raises(GateError) as info:
@@ -317,7 +324,7 @@ def test_broken_frontend_is_caught(wave_bundle: Path, fmt: str, tmp_path: Path) 
 
 def test_frontend_tagging_finds_the_same_front_end_in_every_format(wave_bundle: Path) -> None:
     from hai_edge.bundle import Bundle
-    from hai_edge.quantize._backend import get_backend
+    from hai_edge.quantize import get_backend
 
     bundle = Bundle.load(wave_bundle)
     found = {}
@@ -332,9 +339,30 @@ def test_frontend_tagging_finds_the_same_front_end_in_every_format(wave_bundle: 
     assert all(found.values())
 
 
+def test_inspection_reads_back_what_the_manifest_records(wave_bundle: Path) -> None:
+    """quantize.inspect serves both the FP32 exporters and the INT8 backends (export imports it)."""
+    from hai_edge.bundle import Bundle
+    from hai_edge.export.formats.onnx import ONNX_OPSET
+    from hai_edge.quantize.inspect import MIN_ONNX_OPSET, inspect_onnx, inspect_openvino
+    from hai_edge.tools import no_openvino_telemetry
+
+    bundle = Bundle.load(wave_bundle)
+    for precision in ("fp32", "int8"):
+        onnx_entry = bundle.model(f"onnx-{precision}")
+        inputs, outputs, opset = inspect_onnx(bundle.path_of(onnx_entry.main_file))
+        assert (inputs, outputs) == (onnx_entry.inputs, onnx_entry.outputs)
+        assert opset >= ONNX_OPSET >= MIN_ONNX_OPSET
+        ov_entry = bundle.model(f"openvino-{precision}")
+        with no_openvino_telemetry():
+            assert inspect_openvino(bundle.path_of(ov_entry.main_file)) == (ov_entry.inputs,
+                                                                             ov_entry.outputs)
+    with pytest.raises(RuntimeError, match=f"opset {opset} is below {opset + 1}"):
+        inspect_onnx(bundle.path_of(onnx_entry.main_file), min_opset=opset + 1)
+
+
 def test_quantizers_reject_unsupported_options(wave_bundle: Path, tmp_path: Path) -> None:
     from hai_edge.bundle import Bundle
-    from hai_edge.quantize._backend import get_backend
+    from hai_edge.quantize import get_backend
 
     bundle = Bundle.load(wave_bundle)
     fp32 = bundle.path_of(bundle.model("openvino-fp32").main_file)

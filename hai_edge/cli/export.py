@@ -21,7 +21,6 @@ Module import is light: torch and the converters load inside the command functio
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -37,183 +36,10 @@ _PRESET_CHANGES: dict[str, dict[str, Any]] = {
     "arm_s8s8": {"activation_type": "int8", "reduce_range": False},
     "wasm_u8s8": {"activation_type": "uint8", "reduce_range": False},
 }
-_MAX_CALIB_ROWS = 256
-_MAX_HELDOUT_ROWS = 256
-
-
-@dataclasses.dataclass
-class _Source:
-    model: Any
-    spec: Any
-    name: str
-    teacher: Any = None
-    calibration: Any = None
-    heldout: Any = None
-    teacher_targets: Any = None
-    heads: tuple = ()
-    provenance: dict = dataclasses.field(default_factory=dict)
-    heldout_paths: frozenset = frozenset()  # a run's held-out media: never used to calibrate
 
 
 def _say(msg: str) -> None:
     print(f"hai-edge: {msg}", file=sys.stderr, flush=True)
-
-
-def _spec_from(obj: Any, where: str) -> Any:
-    from hai_edge.bundle.frontend import spec_from_dict
-
-    if isinstance(obj, (str, Path)):
-        try:
-            obj = json.loads(Path(obj).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise HaiEdgeError(f"{where}: cannot read the front-end spec ({exc})") from None
-    if hasattr(obj, "input_shape"):
-        return obj
-    return spec_from_dict(obj)
-
-
-def _evenly(x: Any, n: int) -> Any:
-    import numpy as np
-
-    if len(x) <= n:
-        return x
-    return x[np.linspace(0, len(x) - 1, n).round().astype(int)]
-
-
-def _load_run(path: Path, say: Any = _say) -> _Source:
-    try:
-        from hai_edge.distill.run import load_run
-    except ImportError:
-        raise HaiEdgeError(f"{path}: run directories need hai-edge's distill module, which is not "
-                           "part of this build") from None
-    try:
-        from hai_edge.distill.run import student_inputs
-    except ImportError:
-        from hai_edge.distill.data import student_inputs
-    run = load_run(path)
-    say(f"computing calibration inputs from {len(run.train_items)} training item(s)")
-    cal = _evenly(student_inputs(run.spec, run.train_items), _MAX_CALIB_ROWS)
-    from hai_edge.distill.run import heldout_with_targets
-
-    said = heldout_with_targets(path)
-    targets = None
-    if said is not None:  # the rows the run's report scored, with the teacher's embeddings
-        held_all, targets_all = said
-        say(f"held-out inputs: {len(held_all)} clean rows of {len(run.heldout_items)} held-out "
-            "item(s), with their teacher embeddings")
-        held, targets = _evenly(held_all, _MAX_HELDOUT_ROWS), _evenly(targets_all,
-                                                                      _MAX_HELDOUT_ROWS)
-    else:
-        say(f"computing held-out inputs from {len(run.heldout_items)} held-out item(s) (the "
-            "run's embedding store is gone: no INT8-vs-teacher figures)")
-        held = _evenly(student_inputs(run.spec, run.heldout_items), _MAX_HELDOUT_ROWS)
-    meta = dict(run.meta or {})
-    prov = {k: meta[k] for k in ("data_hash", "student", "command") if k in meta}
-    corpus = (meta.get("data") or {}).get("corpus_hash") if isinstance(meta.get("data"), dict) else None
-    if corpus and "data_hash" not in prov:
-        prov["data_hash"] = corpus
-    prov["run_dir"] = str(path)
-    return _Source(model=run.model, spec=run.spec, name=str(meta.get("name") or path.name),
-                   teacher=run.teacher_info, calibration=cal, heldout=held,
-                   teacher_targets=targets,
-                   heads=tuple(getattr(run, "heads", None) or ()), provenance=prov,
-                   heldout_paths=frozenset(str(Path(i.path).resolve()) for i in run.heldout_items))
-
-
-def _model_from_state(state: dict, arch: str) -> Any:
-    from hai_edge.distill.students import get_preset
-    from hai_edge.distill.students._nets import EmbeddingModel
-
-    net = get_preset(arch).build()
-    if any(k.startswith("embed.") for k in state):
-        net.load_state_dict(state)
-        return net.eval()
-    model = EmbeddingModel(net, None)
-    if "out.weight" in state:
-        import torch
-
-        w = state["out.weight"]
-        model.out = torch.nn.Linear(w.shape[1], w.shape[0])
-    model.load_state_dict(state)
-    return model.eval()
-
-
-def _load_checkpoint(path: Path, args: argparse.Namespace) -> _Source:
-    import torch
-
-    sidecar = path.with_name(path.name.split(".")[0] + ".spec.json")
-    spec_arg = args.spec or (sidecar if sidecar.is_file() else None)
-    if path.suffix == ".pt2":
-        model = torch.export.load(str(path)).module()
-        if spec_arg is None:
-            raise HaiEdgeError(f"{path}: needs its front-end spec ({sidecar.name} or --spec)")
-        return _Source(model=model, spec=_spec_from(spec_arg, str(path)), name=path.stem)
-    try:
-        ck = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickled module (or not a torch file)
-        if not args.trust_checkpoint:
-            raise HaiEdgeError(
-                f"{path}: holds pickled Python objects (e.g. a whole nn.Module); loading it runs "
-                f"code from the file: pass --trust-checkpoint if you trust it") from None
-        try:
-            ck = torch.load(str(path), map_location="cpu", weights_only=False)
-        except Exception:
-            raise HaiEdgeError(f"{path}: not a torch checkpoint ({type(exc).__name__})") from None
-    if isinstance(ck, torch.nn.Module):
-        ck = {"model": ck}
-    if not isinstance(ck, dict) or "model" not in ck:
-        raise HaiEdgeError(f"{path}: expected a dict with 'model' (module or state_dict), "
-                           "'spec' and, for a state_dict, 'arch'")
-    model, arch = ck["model"], ck.get("arch")
-    if not isinstance(model, torch.nn.Module):
-        if not isinstance(model, dict) or not arch:
-            raise HaiEdgeError(f"{path}: a state_dict needs 'arch' (a student preset name)")
-        model = _model_from_state(model, str(arch))
-    spec = spec_arg or ck.get("spec")
-    if spec is None and arch:
-        from hai_edge.distill.students import get_preset
-
-        spec = get_preset(str(arch)).frontend
-    if spec is None:
-        raise HaiEdgeError(f"{path}: no front-end spec ('spec' in the checkpoint, "
-                           f"{sidecar.name} or --spec)")
-    prov = {"checkpoint": str(path), **({"student": {"arch": arch}} if arch else {})}
-    return _Source(model=model.eval(), spec=_spec_from(spec, str(path)),
-                   name=str(ck.get("name") or path.stem), teacher=ck.get("teacher"),
-                   provenance=prov)
-
-
-def _calib_from_corpus(src: _Source, data: str) -> None:
-    """--calib DIR_OR_CSV. For a run, it replaces the calibration set only (minus any of the run's
-    held-out media) and the run's held-out items still gate; for a checkpoint, the items are
-    split by group: one part calibrates, the other gates."""
-    from hai_edge.corpus import load_corpus, split_by_group
-
-    try:
-        from hai_edge.distill.run import student_inputs
-    except ImportError:
-        from hai_edge.distill.data import student_inputs
-    modality = "audio" if hasattr(src.spec, "sample_rate") else "image"
-    items = [i for i in load_corpus(data, modality)
-             if str(Path(i.path).resolve()) not in src.heldout_paths]
-    if src.heldout is not None:
-        if not items:
-            raise HaiEdgeError(f"{data}: no items left once the run's held-out items are removed")
-        _say(f"calibration: {len(items)} item(s) from {data}")
-        src.calibration = _evenly(student_inputs(src.spec, items), _MAX_CALIB_ROWS)
-    else:
-        if len(items) < 2:
-            raise HaiEdgeError(f"{data}: need at least 2 items to calibrate and gate on")
-        train, held = split_by_group(items, holdout=0.25, seed=0)
-        if not held or not train:
-            cut = max(1, len(items) * 3 // 4)
-            train, held = items[:cut], items[cut:]
-        _say(f"calibration: {len(train)} item(s), held-out gate: {len(held)} item(s) from {data}")
-        src.calibration = _evenly(student_inputs(src.spec, train), _MAX_CALIB_ROWS)
-        src.heldout = _evenly(student_inputs(src.spec, held), _MAX_HELDOUT_ROWS)
-    if len(src.calibration) == 0 or len(src.heldout) == 0:
-        raise HaiEdgeError(f"{data}: no usable items (all unreadable or silent)")
-    src.provenance["calibration_data"] = str(data)
 
 
 def _command_line(args: argparse.Namespace) -> str:
@@ -234,7 +60,8 @@ def _command_line(args: argparse.Namespace) -> str:
 def _cmd_export(args: argparse.Namespace) -> int:
     from hai_edge.quantize.config import QuantConfig
     from hai_edge.quantize.gates import GateThresholds
-    from hai_edge.export.bundle_builder import BuildOptions, build_bundle
+    from hai_edge.export.bundle_builder import BuildOptions
+    from hai_edge.export.source import ExportSource
 
     source = Path(args.source)
     if not source.exists():
@@ -255,14 +82,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
     bad = [f for f in formats if f not in FORMATS]
     if bad:
         raise HaiEdgeError(f"unknown format(s) {bad}; choose from {', '.join(FORMATS)}")
-    if source.is_dir():
-        if not (source / "run.json").is_file():
-            raise HaiEdgeError(f"{source}: not a distillation run directory (no run.json)")
-        src = _load_run(source, (lambda _m: None) if args.quiet else _say)
-    else:
-        src = _load_checkpoint(source, args)
+    src = ExportSource.from_path(source, spec=args.spec, trust_checkpoint=args.trust_checkpoint,
+                                 progress=None if args.quiet else _say)
     if args.calib:
-        _calib_from_corpus(src, args.calib)
+        src = src.with_calibration(args.calib, _say)
     qchanges: dict[str, Any] = dict(_PRESET_CHANGES[profile.quant_preset]) if profile else {}
     if args.frontend_scope:
         qchanges["frontend_scope"] = args.frontend_scope
@@ -277,14 +100,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
                                                       else args.min_centred_cosine)),
         allow_degraded=args.allow_degraded, device=profile.id if profile else None,
         golden_items=args.golden_items)
-    prov = dict(src.provenance)
-    prov["command"] = _command_line(args)
-    bundle = build_bundle(
-        src.model, src.spec, args.output, name=args.name or src.name, options=options,
-        calibration=src.calibration, heldout=src.heldout, teacher=src.teacher,
-        teacher_targets=src.teacher_targets, heads=src.heads, provenance=prov,
-        overwrite=args.overwrite,
-        progress=None if args.quiet else _say)
+    bundle = src.build(args.output, options=options, name=args.name,
+                       provenance={"command": _command_line(args)}, overwrite=args.overwrite,
+                       progress=None if args.quiet else _say)
     m = bundle.manifest
     print(f"wrote bundle {bundle.root} ({m.modality.value}, {m.embedding_dim}-d, "
           f"{len(m.models)} model(s))")

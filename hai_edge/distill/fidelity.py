@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from hai_edge.evaluation.metrics import cosine_rows
 from hai_edge.evaluation.probes import LabelSpec, binary_labels, grouped_folds, probe_auroc
 
 __all__ = [
@@ -30,21 +31,6 @@ __all__ = [
 ]
 
 AGE_BANDS = ((0, 30), (30, 45), (45, 60), (60, 75), (75, 200))
-
-
-def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise cosine (float64); zero rows give 0 (or 1 when both are zero)."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    if a.shape != b.shape:
-        raise ValueError(f"cosine_rows: shapes differ {a.shape} vs {b.shape}")
-    na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
-    dot = np.einsum("ij,ij->i", a, b)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cos = dot / (na * nb)
-    cos[(na == 0) & (nb == 0)] = 1.0
-    cos[(na == 0) ^ (nb == 0)] = 0.0
-    return cos
 
 
 def _topk_neighbours(x: np.ndarray, k: int, chunk: int = 1024) -> np.ndarray:

@@ -1,2 +1,3 @@
-"""Shared evaluation maths for the build side: embedding metrics and grouped linear probes.
+"""Shared evaluation maths for the build side: embedding metrics (``metrics``) and grouped linear
+probes (``probes``).
 """

@@ -10,10 +10,14 @@ import importlib
 from typing import Any
 
 __all__ = [
+    "BuildOptions",
     "ExportFormat",
+    "ExportSource",
     "ExportedModel",
     "FORMATS",
     "ParityReport",
+    "PrecisionChoice",
+    "build_bundle",
     "build_fp32_bundle",
     "check_parity",
     "export_fp32",
@@ -30,7 +34,11 @@ _LAZY = {
     "check_parity": ".parity",
     "gate": ".parity",
     "build_fp32_bundle": ".fp32_bundle",
-    "synthetic_inputs": ".fp32_bundle",
+    "synthetic_inputs": ".steps",
+    "BuildOptions": ".bundle_builder",
+    "PrecisionChoice": ".bundle_builder",
+    "build_bundle": ".bundle_builder",
+    "ExportSource": ".source",
 }
 
 

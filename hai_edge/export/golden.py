@@ -138,7 +138,7 @@ def tolerance_for(entry: ModelEntry, expected: np.ndarray, reference: np.ndarray
         return {"max_abs": max(1e-4, 1e-3 * scale), "min_cosine": 0.9999}
     if reference is None:
         return {"max_abs": max(1e-3, 0.1 * scale), "min_cosine": 0.99}
-    from hai_edge.export.parity import cosine_rows
+    from hai_edge.evaluation.metrics import cosine_rows
 
     err = float(np.max(np.abs(expected - reference)))
     cos = float(np.min(cosine_rows(expected, reference)))

@@ -17,6 +17,7 @@ import numpy as np
 
 from hai_edge.bundle import ModelFormat
 from hai_edge.errors import GateError
+from hai_edge.evaluation.metrics import cosine_rows
 
 __all__ = ["ParityReport", "check_parity", "cosine_rows", "gate"]
 
@@ -44,26 +45,6 @@ class ParityReport:
             f"{self.max_abs_diff:.3g} (atol {self.atol:.3g}), cosine min {self.min_cosine:.6f} "
             f"mean {self.mean_cosine:.6f} (required >= {self.cosine_floor})"
         )
-
-
-def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise cosine of two [N, ...] arrays (rows flattened), computed in float64.
-
-    Two all-zero rows count as identical (1.0); a zero row against a non-zero one as 0.0.
-    """
-    a = np.asarray(a, dtype=np.float64).reshape(len(a), -1)
-    b = np.asarray(b, dtype=np.float64).reshape(len(b), -1)
-    if a.shape != b.shape:
-        raise ValueError(f"cosine_rows: shapes differ {a.shape} vs {b.shape}")
-    na = np.linalg.norm(a, axis=1)
-    nb = np.linalg.norm(b, axis=1)
-    dot = np.einsum("ij,ij->i", a, b)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cos = dot / (na * nb)
-    both_zero = (na == 0) & (nb == 0)
-    one_zero = (na == 0) ^ (nb == 0)
-    cos = np.where(both_zero, 1.0, np.where(one_zero, 0.0, cos))
-    return np.clip(cos, -1.0, 1.0)
 
 
 def check_parity(

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from hai_edge.export.parity import cosine_rows
+from hai_edge.evaluation.metrics import cosine_rows
 
 __all__ = [
     "FidelityReport",

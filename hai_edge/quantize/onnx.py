@@ -16,11 +16,12 @@ from typing import Any
 import numpy as np
 
 from hai_edge.bundle import ModelFormat
-from hai_edge.export.formats import quiet
 from hai_edge.quantize._backend import QuantBackend, QuantizedArtifact, tool_version
 from hai_edge.quantize._graph import Op, OpGraph
 from hai_edge.quantize.calibration import CalibrationSource
 from hai_edge.quantize.config import ActivationType, CalibrationMethod, QuantConfig, check_supported
+from hai_edge.quantize.inspect import inspect_onnx
+from hai_edge.tools import quiet
 
 __all__ = ["OnnxQuantBackend"]
 
@@ -81,8 +82,6 @@ class OnnxQuantBackend(QuantBackend):
             quantize_static,
         )
 
-        from hai_edge.export.formats.onnx import _inspect
-
         scheme = check_supported(self.format, config)
         t0 = time.perf_counter()
         out_dir = Path(out_dir)
@@ -114,7 +113,7 @@ class OnnxQuantBackend(QuantBackend):
                 extra_options=extra_options,
                 **_cache_kwargs(quantize_static, cache_dir, config),
             )
-        inputs, outputs, _ = _inspect(out)
+        inputs, outputs, _ = inspect_onnx(out)
         options = {
             "tool": f"onnxruntime.quantization {tool_version('onnxruntime')}",
             "scheme": scheme.to_dict(),

@@ -16,13 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from hai_edge.tools import no_openvino_telemetry
 from hai_edge.bundle import ModelFormat
-from hai_edge.export.formats import quiet
 from hai_edge.quantize._backend import QuantBackend, QuantizedArtifact, tool_version
 from hai_edge.quantize._graph import Op, OpGraph
 from hai_edge.quantize.calibration import CalibrationSource
 from hai_edge.quantize.config import BiasCorrection, CalibrationMethod, QuantConfig, check_supported
+from hai_edge.quantize.inspect import inspect_openvino
+from hai_edge.tools import no_openvino_telemetry, quiet
 
 __all__ = ["OpenVinoQuantBackend"]
 
@@ -61,8 +61,6 @@ class OpenVinoQuantBackend(QuantBackend):
     def quantize(self, fp32_path: Path, out_dir: Path, basename: str, calib: CalibrationSource,
                  config: QuantConfig, exclude: Sequence[str] = (),
                  cache_dir: Path | None = None) -> QuantizedArtifact:
-        from hai_edge.export.formats.openvino import _inspect
-
         scheme = check_supported(self.format, config)
         t0 = time.perf_counter()
         out_dir = Path(out_dir)
@@ -108,7 +106,7 @@ class OpenVinoQuantBackend(QuantBackend):
                 advanced_parameters=AdvancedQuantizationParameters(**adv),
             )
             ov.save_model(qmodel, str(xml), compress_to_fp16=False)
-            inputs, outputs = _inspect(xml)
+            inputs, outputs = inspect_openvino(xml)
         options = {
             "tool": f"nncf {tool_version('nncf')} / openvino {tool_version('openvino')}",
             "scheme": scheme.to_dict(),

@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 
 from hai_edge.bundle import ModelFormat, TensorSpec
-from hai_edge.export.formats import env_override, quiet
 from hai_edge.quantize._backend import QuantBackend, QuantizedArtifact, tool_version
 from hai_edge.quantize._graph import Op, OpGraph
 from hai_edge.quantize.calibration import CalibrationSource
 from hai_edge.quantize.config import CalibrationMethod, QuantConfig, check_supported
+from hai_edge.tools import env_override, quiet
 
 __all__ = ["TfliteQuantBackend", "inspect_tflite"]
 
@@ -162,7 +162,7 @@ class TfliteQuantBackend(QuantBackend):
         )
 
     def activations(self, path: Path, x: np.ndarray) -> dict[str, np.ndarray]:
-        from hai_edge.runtime.backends._base import quantize_input
+        from hai_edge.runtime.backends import quantize_input
 
         interp = _interpreter(path, preserve=True)
         interp.allocate_tensors()

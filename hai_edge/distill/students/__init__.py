@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = [
     "STUDENTS",
     "BlockSpec",
+    "EmbeddingModel",
     "StudentPreset",
     "count_params_and_macs",
     "get_preset",
@@ -243,3 +244,12 @@ def student_table(teacher_dim: int = 512) -> list[dict[str, Any]]:
             "description": p.description,
         })
     return rows
+
+
+def __getattr__(name: str) -> Any:
+    """``EmbeddingModel`` (what a bundle exports) loads on first use: it needs torch (PEP 562)."""
+    if name == "EmbeddingModel":
+        from hai_edge.distill.students._nets import EmbeddingModel
+
+        return EmbeddingModel
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,28 +10,23 @@ the run-side engines accept.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import importlib
 import importlib.util
-import logging
-import os
-import sys
-import tempfile
 import time
-import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hai_edge.tools import env_override
 from hai_edge.bundle import ModelFormat, TensorSpec
 from hai_edge.errors import MissingDependencyError
+from hai_edge.tools import env_override, quiet  # re-exported: formats' callers keep these names
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["ExportFormat", "ExportedModel", "FORMATS", "export_fp32", "quiet", "resolve_format"]
+__all__ = ["ExportFormat", "ExportedModel", "FORMATS", "env_override", "export_fp32", "quiet",
+           "resolve_format"]
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "embedding"
@@ -159,76 +154,3 @@ def export_fp32(
         model.train(was_training)
     exported.seconds = time.perf_counter() - t0
     return exported
-
-
-# ----------------------------------------------------------------------------------------------
-# keeping converters quiet
-
-
-@contextlib.contextmanager
-def quiet(enabled: bool = True) -> Iterator[None]:
-    """Silence converter chatter for the duration of one export, without a subprocess.
-
-    Python warnings and the ``torch``/``absl`` loggers are raised to ERROR; native (C++) log lines
-    written straight to fds 1/2 (TFLite's flatbuffer exporter, absl, oneDNN) go to a temporary file
-    that is replayed on stderr only if the export fails, so a failure still shows its diagnostics.
-    """
-    if not enabled:
-        yield
-        return
-    loggers = [logging.getLogger(n) for n in ("torch", "torch.onnx", "torch.export", "absl", "jax")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings(), _native_output_to_tempfile() as replay:
-            warnings.simplefilter("ignore")
-            try:
-                yield
-            except BaseException:
-                replay()
-                raise
-    finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
-
-
-@contextlib.contextmanager
-def _native_output_to_tempfile() -> Iterator[Callable[[], None]]:
-    """Point fds 1 and 2 at a temp file; yield a function that replays its tail on stderr."""
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        saved = (os.dup(1), os.dup(2))
-    except (OSError, ValueError, AttributeError):  # no usable fds (embedded interpreter): no-op
-        yield lambda: None
-        return
-    sink = tempfile.TemporaryFile(mode="w+b")
-
-    def replay() -> None:
-        try:
-            sink.flush()
-            sink.seek(0)
-            text = sink.read()[-20000:].decode("utf-8", "replace")
-            if text.strip():
-                os.write(saved[1], text.encode())
-        except OSError:
-            pass
-
-    try:
-        os.dup2(sink.fileno(), 1)
-        os.dup2(sink.fileno(), 2)
-        yield replay
-    finally:
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        except (OSError, ValueError):
-            pass
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        os.close(saved[0])
-        os.close(saved[1])
-        sink.close()
-
-

@@ -10,8 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hai_edge.bundle import ModelFormat, TensorSpec
+from hai_edge.bundle import ModelFormat
 from hai_edge.export.formats import INPUT_NAME, OUTPUT_NAME, ExportedModel
+from hai_edge.quantize.inspect import inspect_onnx
 
 if TYPE_CHECKING:
     import torch
@@ -50,7 +51,7 @@ def export_onnx(
     if program is None:  # pragma: no cover - dynamo=True always returns a program
         raise RuntimeError("torch.onnx.export returned no program")
     program.save(str(path), external_data=False)
-    inputs, outputs, opset = _inspect(path)
+    inputs, outputs, opset = inspect_onnx(path, min_opset=ONNX_OPSET)
     return ExportedModel(
         format=ModelFormat.ONNX,
         files=[path],
@@ -63,30 +64,3 @@ def export_onnx(
         },
     )
 
-
-def _inspect(path: Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...], int]:
-    """Check the file is self-contained and valid; return its real I/O specs and opset."""
-    import onnx
-    from onnx.external_data_helper import uses_external_data
-
-    proto = onnx.load(str(path), load_external_data=False)
-    external = [t.name for t in proto.graph.initializer if uses_external_data(t)]
-    if external:
-        raise RuntimeError(f"{path.name}: weights were saved as external data ({external[:3]} ...)")
-    onnx.checker.check_model(proto)
-    opset = max(
-        (o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=0
-    )
-    if opset < ONNX_OPSET:
-        raise RuntimeError(f"{path.name}: exported opset {opset} is below {ONNX_OPSET}")
-    inits = {t.name for t in proto.graph.initializer}
-
-    def spec(value: Any) -> TensorSpec:
-        tt = value.type.tensor_type
-        dims = tuple(d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim)
-        dtype = onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type).name
-        return TensorSpec(name=value.name, shape=dims, dtype=dtype)
-
-    inputs = tuple(spec(v) for v in proto.graph.input if v.name not in inits)
-    outputs = tuple(spec(v) for v in proto.graph.output)
-    return inputs, outputs, opset

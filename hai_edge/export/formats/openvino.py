@@ -28,20 +28,18 @@ So ``no_telemetry()`` sets ``CI=true`` only for the duration of the block (cover
 non-re-initialising caller are dropped too. It writes nothing anywhere and needs no network. An
 ``import openvino`` that happens *outside* such a block (e.g. the run-side backend imported first)
 still runs the import-time event with the default consent — callers should import openvino
-inside ``no_telemetry()`` (``build_fp32_bundle`` does).
+inside ``no_telemetry()`` (``hai_edge.export.steps.run_quiet`` does).
 """
 
 from __future__ import annotations
 
-import contextlib
-import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from hai_edge.bundle import ModelFormat, TensorSpec
+from hai_edge.bundle import ModelFormat
 from hai_edge.tools import no_openvino_telemetry, openvino_telemetry_consent
 from hai_edge.export.formats import INPUT_NAME, OUTPUT_NAME, ExportedModel
+from hai_edge.quantize.inspect import inspect_openvino
 
 if TYPE_CHECKING:
     import torch
@@ -88,7 +86,7 @@ def export_openvino(
         ov_model.inputs[0].get_tensor().set_names({INPUT_NAME})
         ov_model.outputs[0].get_tensor().set_names({OUTPUT_NAME})
         ov.save_model(ov_model, str(xml), compress_to_fp16=False)
-        inputs, outputs = _inspect(xml)
+        inputs, outputs = inspect_openvino(xml)
         version = ov.get_version()
     return ExportedModel(
         format=ModelFormat.OPENVINO,
@@ -102,17 +100,3 @@ def export_openvino(
         },
     )
 
-
-def _inspect(xml: Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
-    """Read the saved IR back: the names and shapes a fresh ``Core`` reports."""
-    import openvino as ov
-
-    model = ov.Core().read_model(str(xml))
-
-    def spec(port: Any) -> TensorSpec:
-        shape = port.get_partial_shape()
-        dims = tuple(d.get_length() if d.is_static else None for d in shape)
-        dtype = port.get_element_type().to_dtype().name
-        return TensorSpec(name=port.get_any_name(), shape=dims, dtype=dtype)
-
-    return tuple(spec(p) for p in model.inputs), tuple(spec(p) for p in model.outputs)

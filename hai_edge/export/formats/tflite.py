@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hai_edge.bundle import ModelFormat, TensorSpec
-from hai_edge.export.formats import ExportedModel, env_override
+from hai_edge.export.formats import ExportedModel
+from hai_edge.tools import env_override
 
 if TYPE_CHECKING:
     import torch

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from hai_edge.bundle import Bundle, ModelEntry, ModelFormat, Precision
 from hai_edge.errors import BundleError, MissingDependencyError
-from hai_edge.runtime.backends._base import Backend, BackendInfo, MockBackend
+from hai_edge.runtime.backends._base import (
+    Backend,
+    BackendInfo,
+    MockBackend,
+    dequantize_output,
+    quantize_input,
+)
 
 __all__ = [
     "BACKENDS",
@@ -12,7 +18,9 @@ __all__ = [
     "BackendInfo",
     "MockBackend",
     "available_backends",
+    "dequantize_output",
     "open_model",
+    "quantize_input",
     "select_model",
 ]
 

@@ -22,7 +22,7 @@ from hai_edge.errors import MissingDependencyError
 if TYPE_CHECKING:
     from hai_edge.bundle import ModelEntry, ModelFormat
 
-__all__ = ["Backend", "BackendInfo", "MockBackend"]
+__all__ = ["Backend", "BackendInfo", "MockBackend", "dequantize_output", "quantize_input"]
 
 
 @runtime_checkable

@@ -284,7 +284,7 @@ class Manifest:
         if not isinstance(notices, list) or not all(isinstance(n, str) for n in notices):
             raise _fail("manifest: notices must be a list of strings")
         for key in ("provenance", "fidelity"):
-            if not isinstance(d.get(key) or {}, dict):
+            if d.get(key) is not None and not isinstance(d[key], dict):
                 raise _fail(f"manifest: {key} must be an object")
         manifest = cls(
             name=_req(d, "name", str, "manifest"),

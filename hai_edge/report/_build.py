@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from hai_edge.bundle import ModelEntry, Provenance
 from hai_edge.distill.fidelity import cosine_rows, subgroup_value
 from hai_edge.evaluation.probes import LabelSpec, binary_labels, grouped_folds
 from hai_edge.report import _stats
@@ -113,7 +114,7 @@ def _provenance(c: Collected) -> dict[str, Any]:
     prov["notices"] = notices
     prov["not_for_clinical_use"] = any(NOT_CLINICAL in n.lower() for n in notices)
     prov["tool_versions"] = {"run": meta.get("versions") or {},
-                             "bundle": bprov.get("tool_versions") or {},
+                             "bundle": dict(bprov.tool_versions or {}),
                              "report": tool_versions()}
     return prov
 

@@ -7,6 +7,7 @@ byte for byte, and a bad entry is refused with one line naming the field.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from hai_edge.bundle import (
     detector_entry_of,
     parse_head_entry,
     probe_entries,
+    write_bundle,
 )
 from hai_edge.errors import BundleError
 
@@ -127,8 +129,6 @@ def test_manifest_keeps_unknown_top_level_keys_and_takes_typed_heads() -> None:
     entry = m.head_entries()[0]
     assert entry.extra == {"future_field": "kept"}
     # typed entries given to the constructor are stored as their JSON
-    import dataclasses
-
     m2 = dataclasses.replace(m, heads=(entry,))
     assert m2.heads == (entry.to_dict(),) and m2.head_entries() == (entry,)
 
@@ -207,3 +207,13 @@ def test_a_bad_entry_in_a_bundle_on_disk_names_the_bundle(tmp_path: Path) -> Non
     with pytest.raises(BundleError, match=r"heads\[1\]\.threshold") as exc:
         Bundle.load(dest, verify=False)
     assert str(exc.value).startswith(str(dest)) and "\n" not in str(exc.value)
+
+
+def test_write_bundle_keeps_unknown_keys_but_not_a_signer_record(tmp_path: Path) -> None:
+    src = Bundle.load("derm-demo")
+    m = dataclasses.replace(src.manifest, files={}, created="",
+                            extra={"future_section": [1], "signer": {"key_id": "x"}})
+    files = {n: src.root / n for n in src.manifest.files}
+    out = write_bundle(tmp_path / "b", m, files).manifest
+    assert out.extra == {"future_section": [1]}
+    assert Bundle.load(tmp_path / "b").manifest.extra == {"future_section": [1]}

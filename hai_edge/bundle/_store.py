@@ -192,6 +192,9 @@ def write_bundle(
             files=records,
             created=manifest.created or _now(),
             hai_edge_version=__version__,
+            # unknown keys travel on, except a signer record: the new manifest is not what
+            # that key signed (a bundle is signed after it is written, bundle.signing)
+            extra={k: v for k, v in manifest.extra.items() if k != "signer"},
         )
         Manifest.from_dict(final.to_dict())  # validate the exact JSON we write
         mtmp = tmp / MANIFEST_NAME

@@ -163,6 +163,7 @@ BAD = [
     (lambda d: _probe(d).update(calibration="platt"), r"heads\[1\]\.calibration has the wrong"),
     (lambda d: _det(d).update(kind="energy_mlp"), r"heads\[0\]: event detector kind "
                                                   r"'energy_mlp' .*upgrade hai-edge"),
+    (lambda d: _det(d).update(kind=["energy"]), r"heads\[0\]: event detector kind \['energy'\]"),
     (lambda d: _det(d).update(align="centre"), r"heads\[0\]: align 'centre' is not supported"),
     (lambda d: _det(d).update(after_s="soon"), r"heads\[0\]\.after_s has the wrong type"),
     (lambda d: _det(d).update(params=[1]), r"heads\[0\]\.params has the wrong type"),

@@ -195,12 +195,12 @@ class DetectorEntry:
         if HeadRole.of(d, where) is not HeadRole.DETECTOR:
             raise fail(f"manifest: {where}.role is {d.get('role', 'head')!r}, not 'detector'")
         known = ", ".join(k.value for k in DetectorKind)
-        if d.get("kind") not in {k.value for k in DetectorKind}:
+        if not any(d.get("kind") == k.value for k in DetectorKind):
             raise fail(f"manifest: {where}: event detector kind {d.get('kind')!r} is not "
                        f"supported by this hai-edge (knows: {known}); upgrade hai-edge")
         kind = DetectorKind(d["kind"])
         align = d.get("align")
-        if align is not None and align not in {a.value for a in WindowAlign}:
+        if align is not None and not any(align == a.value for a in WindowAlign):
             raise fail(f"manifest: {where}: align {align!r} is not supported "
                        f"({'|'.join(a.value for a in WindowAlign)})")
         entry = cls(

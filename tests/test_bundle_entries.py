@@ -116,7 +116,8 @@ def test_constructed_entries_round_trip_and_unknown_keys_are_kept() -> None:
     # an explicit probe role and nulls survive too; absent fields stay absent
     h = {"role": "head", "name": "a", "kind": "logistic", "notice": None}
     assert _same_order(HeadEntry.from_dict(h).to_dict(), h)
-    assert HeadEntry.from_dict(h).notice is None and "labels" not in HeadEntry.from_dict(h).to_dict()
+    back = HeadEntry.from_dict(h)
+    assert back.notice is None and "labels" not in back.to_dict()
 
 
 def test_manifest_keeps_unknown_top_level_keys_and_takes_typed_heads() -> None:

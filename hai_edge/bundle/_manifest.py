@@ -1,4 +1,4 @@
-"""The Bundle: model files + ``manifest.json``, the one contract between build side and run side.
+"""The manifest types: what ``manifest.json`` holds, parsed and validated (docs/bundle.md).
 
 A bundle is a directory::
 
@@ -8,34 +8,29 @@ A bundle is a directory::
       model_int8.xml/.bin
       model_int8.tflite
 
-Readers verify the schema and every file's sha256 before anything is loaded, so a tampered or
-half-copied bundle fails loudly instead of giving silently different embeddings. Writers build the
-whole bundle in a temporary sibling directory and rename it into place, so a crash never leaves a
-half-written bundle where a good one was.
+This module holds the manifest and its model entries; the typed ``heads`` entries are in
+``_heads``, the provenance and fidelity views in ``_records``, and reading / writing bundle
+directories in ``_store``. Parsing is strict about what readers rely on (a bad field is one
+line naming it) and keeps what it does not model, so a manifest re-serialises unchanged.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
 import enum
-import hashlib
-import json
-import os
-import shutil
-import tempfile
-from collections.abc import Iterable, Mapping
-from pathlib import Path, PurePosixPath
+from collections.abc import Mapping
 from typing import Any
 
-from hai_edge.fileio import fsync_dir, replace_dir
-from hai_edge.errors import BundleError
+from hai_edge.bundle._checks import fail as _fail
+from hai_edge.bundle._checks import req as _req
+from hai_edge.bundle._checks import safe_relpath as _safe_relpath
+from hai_edge.bundle._checks import to_enum as _enum
+from hai_edge.bundle._heads import DetectorEntry, HeadEntry, parse_heads
+from hai_edge.bundle._records import Fidelity, ModelFidelity, Provenance
 from hai_edge.bundle.frontend import AudioFrontendSpec, ImageFrontendSpec, spec_from_dict
 
 __all__ = [
-    "BUILTIN_BUNDLES_DIR",
     "SCHEMA_VERSION",
-    "Bundle",
     "FileRecord",
     "Manifest",
     "Modality",
@@ -43,16 +38,9 @@ __all__ = [
     "ModelFormat",
     "Precision",
     "TensorSpec",
-    "builtin_bundles",
-    "resolve_bundle",
-    "sha256_file",
-    "write_bundle",
 ]
 
 SCHEMA_VERSION = 1
-MANIFEST_NAME = "manifest.json"
-_MAX_MANIFEST_BYTES = 16 * 1024 * 1024
-BUILTIN_BUNDLES_DIR = Path(__file__).resolve().parent.parent / "bundles"
 
 
 class Modality(str, enum.Enum):
@@ -69,41 +57,6 @@ class ModelFormat(str, enum.Enum):
 class Precision(str, enum.Enum):
     FP32 = "fp32"
     INT8 = "int8"
-
-
-def _fail(msg: str) -> BundleError:
-    return BundleError(msg)
-
-
-def _req(data: Mapping[str, Any], key: str, types: type | tuple[type, ...], where: str) -> Any:
-    if key not in data:
-        raise _fail(f"manifest: {where} is missing required field '{key}'")
-    value = data[key]
-    if not isinstance(value, types) or isinstance(value, bool) and bool not in _as_tuple(types):
-        raise _fail(f"manifest: {where}.{key} has the wrong type ({type(value).__name__})")
-    return value
-
-
-def _as_tuple(types: type | tuple[type, ...]) -> tuple[type, ...]:
-    return types if isinstance(types, tuple) else (types,)
-
-
-def _enum(cls: type[enum.Enum], value: Any, where: str) -> Any:
-    try:
-        return cls(value)
-    except ValueError:
-        allowed = "|".join(m.value for m in cls)  # type: ignore[attr-defined]
-        raise _fail(f"manifest: {where} is {value!r}; expected one of {allowed}") from None
-
-
-def _safe_relpath(name: Any, where: str) -> str:
-    """Bundle file names are relative POSIX paths that stay inside the bundle directory."""
-    if not isinstance(name, str) or not name or "\\" in name or "\x00" in name:
-        raise _fail(f"manifest: {where} has an invalid file name {name!r}")
-    p = PurePosixPath(name)
-    if p.is_absolute() or ".." in p.parts or name.startswith("~") or p.name == MANIFEST_NAME:
-        raise _fail(f"manifest: {where} file name {name!r} escapes the bundle directory")
-    return str(p)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,6 +111,10 @@ class ModelEntry:
     def main_file(self) -> str:
         return self.files[0]
 
+    def fidelity_info(self) -> ModelFidelity:
+        """``fidelity`` typed (figures vs FP32 or the reference, and the gate)."""
+        return ModelFidelity.from_dict(self.fidelity, f"model {self.id}.fidelity")
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -201,14 +158,26 @@ class FileRecord:
     size: int
 
 
+def _derived(default: Any) -> Any:
+    return dataclasses.field(default=default, init=False, repr=False, compare=False)
+
+
+_TOP_KEYS = ("schema_version", "name", "modality", "task", "embedding_dim", "preprocessing",
+             "models", "heads", "provenance", "fidelity", "notices", "golden", "files", "created",
+             "hai_edge_version")
+
+
 @dataclasses.dataclass(frozen=True)
 class Manifest:
     """Everything a runtime needs to turn raw media into the same embedding as the build side.
 
-    ``provenance`` keys: teacher {id, licence}, student {arch, params, macs}, data_hash,
-    calibration_hash, tool_versions {...}, command. ``fidelity`` holds bundle-level gate results;
-    per-model figures live in each ModelEntry. ``notices`` are shown to users (e.g. "demo, not for
-    clinical use", the HAI-DEF NOTICE).
+    ``heads``, ``provenance`` and ``fidelity`` hold the JSON as written (so it re-serialises
+    byte for byte); read them through the typed accessors :meth:`head_entries`,
+    :meth:`detector_entry`, :meth:`provenance_info` and :meth:`fidelity_info`, which are
+    validated when the manifest is built. ``heads`` also accepts typed entries and stores their
+    JSON. Per-model figures live in each ModelEntry. ``notices`` are shown to users (e.g.
+    "demo, not for clinical use", the HAI-DEF NOTICE). ``extra`` keeps top-level keys this
+    version does not know, so a newer writer's additions survive a round trip.
     """
 
     name: str
@@ -226,6 +195,11 @@ class Manifest:
     created: str = ""
     hai_edge_version: str = ""
     schema_version: int = SCHEMA_VERSION
+    extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    # the parsed views, filled in by __post_init__ (not part of the JSON or of equality)
+    _entries: tuple[HeadEntry | DetectorEntry, ...] = _derived(())
+    _provenance: Provenance = _derived(Provenance())
+    _fidelity: Fidelity = _derived(Fidelity())
 
     def __post_init__(self) -> None:
         kind = "audio" if isinstance(self.preprocessing, AudioFrontendSpec) else "image"
@@ -234,9 +208,36 @@ class Manifest:
         ids = [m.id for m in self.models]
         if len(set(ids)) != len(ids):
             raise _fail(f"manifest: duplicate model ids {ids}")
+        heads = tuple(h.to_dict() if isinstance(h, (HeadEntry, DetectorEntry)) else h
+                      for h in self.heads)
+        object.__setattr__(self, "heads", heads)
+        # validate once; the accessors hand out these parsed views
+        object.__setattr__(self, "_entries", parse_heads(heads))
+        object.__setattr__(self, "_provenance", Provenance.from_dict(self.provenance))
+        object.__setattr__(self, "_fidelity", Fidelity.from_dict(self.fidelity))
+
+    def head_entries(self) -> tuple[HeadEntry, ...]:
+        """The scoring heads (probes), in manifest order; the detector is not among them."""
+        return tuple(e for e in self._entries if isinstance(e, HeadEntry))
+
+    def detector_entry(self) -> DetectorEntry | None:
+        """The event detector the bundle declares, if any (at most one)."""
+        return next((e for e in self._entries if isinstance(e, DetectorEntry)), None)
+
+    def all_head_entries(self) -> tuple[HeadEntry | DetectorEntry, ...]:
+        """Every ``heads`` entry typed, probes and detector, in manifest order."""
+        return self._entries
+
+    def provenance_info(self) -> Provenance:
+        """``provenance`` typed: teacher (id, licence), student, hashes, tool versions."""
+        return self._provenance
+
+    def fidelity_info(self) -> Fidelity:
+        """``fidelity`` typed: the bundle-level gate results."""
+        return self._fidelity
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "schema_version": self.schema_version,
             "name": self.name,
             "modality": self.modality.value,
@@ -253,6 +254,7 @@ class Manifest:
             "created": self.created,
             "hai_edge_version": self.hai_edge_version,
         }
+        return {**d, **{k: v for k, v in self.extra.items() if k not in d}}
 
     @classmethod
     def from_dict(cls, d: Any) -> Manifest:
@@ -281,6 +283,9 @@ class Manifest:
         notices = d.get("notices") or []
         if not isinstance(notices, list) or not all(isinstance(n, str) for n in notices):
             raise _fail("manifest: notices must be a list of strings")
+        for key in ("provenance", "fidelity"):
+            if d.get(key) is not None and not isinstance(d[key], dict):
+                raise _fail(f"manifest: {key} must be an object")
         manifest = cls(
             name=_req(d, "name", str, "manifest"),
             modality=_enum(Modality, d.get("modality"), "modality"),
@@ -296,192 +301,14 @@ class Manifest:
             files=files,
             created=str(d.get("created", "")),
             hai_edge_version=str(d.get("hai_edge_version", "")),
+            extra={k: v for k, v in d.items() if k not in _TOP_KEYS},
         )
         for m in manifest.models:
             for f in m.files:
                 if f not in files:
                     raise _fail(f"manifest: model {m.id} file {f!r} is not listed in files")
+        for i, e in enumerate(manifest.all_head_entries()):
+            if e.file is not None and e.file not in files:
+                raise _fail(f"manifest: heads[{i}] ({e.name or e.role.value}): its file "
+                            f"{e.file!r} is not listed in the manifest's files")
         return manifest
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-class Bundle:
-    """A loaded, verified bundle directory."""
-
-    def __init__(self, root: Path, manifest: Manifest) -> None:
-        self.root = root
-        self.manifest = manifest
-        self.signature: Any = None  # a signing.SignatureState once loaded with the check
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str], *, verify: bool = True,
-             trust: Any = "configured", check_signature: bool = True) -> Bundle:
-        """Read and validate ``manifest.json``; with ``verify`` check every file's sha256.
-
-        ``trust``: a :class:`~hai_edge.bundle.signing.TrustStore`, None (no store), or
-        ``"configured"`` (the machine's: environment variable and config directory). The
-        signature is checked before any file is hashed or loaded (``bundle.signature`` says what
-        was found); ``check_signature=False`` is for the signing tool itself.
-        """
-        root = resolve_bundle(path)
-        mpath = root / MANIFEST_NAME
-        if not mpath.is_file():
-            raise _fail(f"{root}: not a bundle (no {MANIFEST_NAME})")
-        if mpath.stat().st_size > _MAX_MANIFEST_BYTES:
-            raise _fail(f"{mpath}: manifest is larger than 16 MB")
-        try:
-            data = json.loads(mpath.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise _fail(f"{mpath}: manifest is not valid JSON ({exc})") from None
-        try:
-            manifest = Manifest.from_dict(data)
-        except BundleError as exc:
-            raise _fail(f"{root}: {exc}") from None
-        bundle = cls(root, manifest)
-        if check_signature:
-            from hai_edge.bundle import signing
-
-            store = signing.TrustStore.configured() if trust == "configured" else trust
-            builtin = root.resolve().parent == BUILTIN_BUNDLES_DIR.resolve()
-            bundle.signature = signing.check_signature(root, data, builtin=builtin, trust=store)
-        if verify:
-            bundle.verify()
-        return bundle
-
-    def verify(self, names: Iterable[str] | None = None) -> None:
-        """Check sizes and sha256 of the named files (default: all); raise on any mismatch."""
-        for name in names if names is not None else self.manifest.files:
-            rec = self.manifest.files.get(name)
-            if rec is None:
-                raise _fail(f"{self.root}: {name} is not listed in the manifest")
-            path = self.root / name
-            if not path.is_file():
-                raise _fail(f"{self.root}: {name} is missing from the bundle")
-            if rec.size >= 0 and path.stat().st_size != rec.size:
-                raise _fail(
-                    f"{self.root}: {name} was modified (size {path.stat().st_size} bytes, "
-                    f"manifest says {rec.size}); refusing to load it"
-                )
-            digest = sha256_file(path)
-            if digest != rec.sha256:
-                raise _fail(
-                    f"{self.root}: {name} was modified (sha256 {digest[:12]}..., manifest says "
-                    f"{rec.sha256[:12]}...); refusing to load it"
-                )
-
-    def path_of(self, name: str) -> Path:
-        return self.root / _safe_relpath(name, "path")
-
-    def models(
-        self, fmt: ModelFormat | str | None = None, precision: Precision | str | None = None
-    ) -> list[ModelEntry]:
-        fmt = ModelFormat(fmt) if fmt is not None else None
-        precision = Precision(precision) if precision is not None else None
-        return [
-            m
-            for m in self.manifest.models
-            if (fmt is None or m.format is fmt) and (precision is None or m.precision is precision)
-        ]
-
-    def model(self, model_id: str) -> ModelEntry:
-        for m in self.manifest.models:
-            if m.id == model_id:
-                return m
-        ids = ", ".join(m.id for m in self.manifest.models)
-        raise _fail(f"{self.root}: no model {model_id!r} in this bundle (it has: {ids})")
-
-    def __repr__(self) -> str:
-        return f"Bundle({self.manifest.name!r}, root={str(self.root)!r})"
-
-
-def builtin_bundles() -> dict[str, Path]:
-    """Bundles shipped inside the package, by name."""
-    if not BUILTIN_BUNDLES_DIR.is_dir():
-        return {}
-    return {
-        p.name: p
-        for p in sorted(BUILTIN_BUNDLES_DIR.iterdir())
-        if (p / MANIFEST_NAME).is_file()
-    }
-
-
-def resolve_bundle(path_or_name: str | os.PathLike[str]) -> Path:
-    """A bundle argument is a directory path, or the name of a built-in bundle."""
-    p = Path(path_or_name)
-    if p.is_dir():
-        return p.resolve()
-    if p.name == MANIFEST_NAME and p.is_file():
-        return p.parent.resolve()
-    builtins = builtin_bundles()
-    if str(path_or_name) in builtins:
-        return builtins[str(path_or_name)]
-    if p.exists():
-        raise _fail(f"{p}: not a bundle directory")
-    names = ", ".join(builtins) or "none installed"
-    raise _fail(f"{p}: no such bundle (built-in bundles: {names})")
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
-
-
-def write_bundle(
-    dest: str | os.PathLike[str],
-    manifest: Manifest,
-    files: Mapping[str, str | os.PathLike[str] | bytes],
-    *,
-    overwrite: bool = False,
-) -> Bundle:
-    """Write ``files`` (bundle name -> source path or bytes) and the manifest, atomically.
-
-    The manifest's ``files`` table, ``created`` and ``hai_edge_version`` are filled in here; every
-    model file a ModelEntry names must be among ``files``. The bundle is assembled in a temporary
-    sibling directory and renamed into place; an existing bundle is only replaced with
-    ``overwrite=True`` and stays intact until the new one is complete.
-    """
-    from hai_edge import __version__
-
-    dest = Path(dest)
-    if dest.exists() and not overwrite:
-        raise _fail(f"{dest}: already exists (pass overwrite to replace it)")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
-    try:
-        records: dict[str, FileRecord] = {}
-        for name, src in files.items():
-            name = _safe_relpath(name, "write_bundle")
-            target = tmp / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if isinstance(src, (bytes, bytearray)):
-                target.write_bytes(bytes(src))
-            else:
-                shutil.copyfile(src, target)
-            with open(target, "rb") as fh:
-                os.fsync(fh.fileno())
-            records[name] = FileRecord(sha256_file(target), target.stat().st_size)
-        final = dataclasses.replace(
-            manifest,
-            files=records,
-            created=manifest.created or _now(),
-            hai_edge_version=__version__,
-        )
-        Manifest.from_dict(final.to_dict())  # validate the exact JSON we write
-        mtmp = tmp / MANIFEST_NAME
-        with open(mtmp, "w", encoding="utf-8") as fh:
-            json.dump(final.to_dict(), fh, indent=2, sort_keys=False)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        fsync_dir(tmp)
-        replace_dir(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return Bundle(dest.resolve(), final)

@@ -263,7 +263,7 @@ def sign_bundle(path: str | os.PathLike[str], private_key_path: str | os.PathLik
     import shutil
     import tempfile
 
-    from hai_edge.bundle._manifest import MANIFEST_NAME, Bundle
+    from hai_edge.bundle._store import MANIFEST_NAME, Bundle
     from hai_edge.fileio import replace_dir
 
     key = load_private_key(private_key_path)

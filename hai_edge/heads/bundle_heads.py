@@ -129,18 +129,19 @@ def add_head_to_bundle(bundle: Any, head: Any, dest: str, *, overwrite: bool = F
     atomically by ``write_bundle``; the source bundle is only read. ``entry`` replaces the
     head's own manifest entry, e.g. a learned detector's (``role: detector``, which also
     replaces any detector the bundle had: a bundle has at most one)."""
-    from hai_edge.bundle import write_bundle
+    from hai_edge.bundle import HeadRole, write_bundle
 
     file = f"heads/{head.name}.json"
     new_entry = entry if entry is not None else head.manifest_entry(file)
     if new_entry.get("file") != file:
         raise HaiEdgeError(f"head entry must point at {file}")
-    is_detector = new_entry.get("role") == "detector"
+    is_detector = HeadRole.of(new_entry) is HeadRole.DETECTOR
     files: dict[str, Any] = {n: bundle.root / n for n in bundle.manifest.files}
     files[file] = head.to_json().encode("utf-8")
 
     def replaced(h: Any) -> bool:
-        return h.get("name") == head.name or (is_detector and h.get("role") == "detector")
+        return h.get("name") == head.name or (is_detector
+                                              and HeadRole.of(h) is HeadRole.DETECTOR)
 
     heads = [h for h in bundle.manifest.heads if not replaced(h)]
     for old in (h for h in bundle.manifest.heads if replaced(h)):

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from hai_edge.bundle import DetectorEntry, DetectorKind, WindowAlign
 from hai_edge.errors import HaiEdgeError
 from hai_edge.heads.cough_scenes import SR, Scene, SceneClip, make_scenes, score_events, segment_of
 
@@ -124,9 +125,9 @@ def train_detector_head(bundle: Any, train_clips: list[SceneClip], *, n_scenes: 
 
 def detector_entry(head_file: str, threshold: float, after_s: float = 0.25) -> dict[str, Any]:
     """The manifest entry of the learned detector (``events_learned`` docstring)."""
-    return {"name": DETECTOR_NAME, "role": "detector", "kind": "energy_head", "params": {},
-            "file": head_file, "threshold": threshold, "labels": ["other", "cough"],
-            "align": "end", "after_s": after_s}
+    return DetectorEntry(kind=DetectorKind.ENERGY_HEAD, name=DETECTOR_NAME, params={},
+                         file=head_file, threshold=threshold, labels=("other", "cough"),
+                         align=WindowAlign.END, after_s=after_s).to_dict()
 
 
 def evaluate_detector(bundle: Any, held_clips: list[SceneClip], *, n_scenes: int = 120,

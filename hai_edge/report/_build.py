@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from hai_edge.bundle import ModelEntry, Provenance
 from hai_edge.distill.fidelity import cosine_rows, subgroup_value
 from hai_edge.evaluation.probes import LabelSpec, binary_labels, grouped_folds
 from hai_edge.report import _stats
@@ -60,15 +61,16 @@ def _r(v: Any, nd: int = 6) -> Any:
 def _provenance(c: Collected) -> dict[str, Any]:
     meta = c.run_meta
     m = c.bundle.manifest if c.bundle is not None else None
-    bprov = dict(m.provenance) if m is not None else {}
-    teacher = dict(meta.get("teacher") or bprov.get("teacher") or {})
+    bprov = m.provenance_info() if m is not None else Provenance()
+    bstudent = dict(bprov.student or {})
+    teacher = dict(meta.get("teacher") or (bprov.teacher.to_dict() if bprov.teacher else {}))
     st = dict(meta.get("student") or {})
     emb = dict(meta.get("embedding") or {})
     tr = dict(meta.get("training") or {})
     student = {k: v for k, v in {
-        "preset": st.get("name") or (bprov.get("student") or {}).get("name"),
-        "params": st.get("exported_params") or (bprov.get("student") or {}).get("params"),
-        "macs": st.get("exported_macs") or (bprov.get("student") or {}).get("macs"),
+        "preset": st.get("name") or bstudent.get("name"),
+        "params": st.get("exported_params") or bstudent.get("params"),
+        "macs": st.get("exported_macs") or bstudent.get("macs"),
         "student_dim": emb.get("student_dim"), "exported": emb.get("exported"),
         "exported_dim": emb.get("exported_dim") or (m.embedding_dim if m else None),
         "epochs_done": tr.get("epochs_done"), "best_epoch": tr.get("best_epoch"),
@@ -80,7 +82,7 @@ def _provenance(c: Collected) -> dict[str, Any]:
         "student": student,
         "data": {k: v for k, v in {
             "corpus": data.get("path"), "corpus_hash": data.get("corpus_hash")
-            or bprov.get("data_hash"), "corpus_items": data.get("corpus_items"),
+            or bprov.data_hash, "corpus_items": data.get("corpus_items"),
             "items_with_targets": data.get("items_with_targets"),
             "group_col": data.get("group_col"),
             "split": meta.get("split"), "labels": c.label_source or None}.items()
@@ -94,12 +96,12 @@ def _provenance(c: Collected) -> dict[str, Any]:
             "name": m.name, "root": str(c.bundle.root), "created": m.created,
             "hai_edge_version": m.hai_edge_version, "modality": m.modality.value,
             "embedding_dim": m.embedding_dim, "models": [e.id for e in m.models],
-            "command": bprov.get("command"), "calibration": bprov.get("calibration"),
-            "heldout": bprov.get("heldout"), "device_profile": bprov.get("device_profile"),
-            "degraded": bool((m.fidelity or {}).get("degraded")),
+            "command": bprov.command, "calibration": bprov.calibration,
+            "heldout": bprov.heldout, "device_profile": bprov.device_profile,
+            "degraded": m.fidelity_info().is_degraded,
         }
         prov["licences"] = {"teacher": teacher.get("licence"),
-                            "licence_terms": bprov.get("licence_terms"),
+                            "licence_terms": bprov.licence_terms,
                             "notice_file": notice_file.read_text(encoding="utf-8")
                             if "NOTICE" in m.files and notice_file.is_file() else None}
         notices += list(m.notices)
@@ -112,7 +114,7 @@ def _provenance(c: Collected) -> dict[str, Any]:
     prov["notices"] = notices
     prov["not_for_clinical_use"] = any(NOT_CLINICAL in n.lower() for n in notices)
     prov["tool_versions"] = {"run": meta.get("versions") or {},
-                             "bundle": bprov.get("tool_versions") or {},
+                             "bundle": dict(bprov.tool_versions or {}),
                              "report": tool_versions()}
     return prov
 
@@ -153,16 +155,14 @@ def _fidelity(c: Collected, k: int) -> tuple[dict[str, Any], dict[str, dict[str,
                            "knn_k": k, "comparisons": comps}
     if c.bundle is not None:
         out["manifest"] = {
-            e.id: {key: e.fidelity.get(key) for key in ("mean_cosine", "p5_cosine", "min_cosine",
-                                                         "centred_mean_cosine", "passed")}
-            | {"recipe": e.options.get("recipe"),
-               "inputs": (e.fidelity.get("gate") or {}).get("inputs")}
+            e.id: _model_figures(e) | {"recipe": e.options.get("recipe"),
+                                       "inputs": (e.fidelity_info().gate or {}).get("inputs")}
             for e in c.bundle.manifest.models if e.precision.value == "int8"}
-        vs_teacher = ((c.bundle.manifest.fidelity or {}).get("teacher") or {}).get(
-            "mean_cosine") or {}
+        fid = c.bundle.manifest.fidelity_info()
+        vs_teacher = (fid.teacher or {}).get("mean_cosine") or {}
         for mid, row in out["manifest"].items():
             row["teacher_mean_cosine"] = vs_teacher.get(mid)
-        cross = (c.bundle.manifest.fidelity or {}).get("int8_cross_format")
+        cross = fid.int8_cross_format
         if cross:
             out["manifest_cross_format"] = {"min_pair_mean_cosine": cross.get(
                 "min_pair_mean_cosine"), "threshold": cross.get("threshold"),
@@ -432,7 +432,12 @@ def build_report_data(c: Collected, opts: ReportOptions, *,
     return _r(rep)
 
 
+def _model_figures(e: ModelEntry) -> dict[str, Any]:
+    f = e.fidelity_info()
+    return {"mean_cosine": f.mean_cosine, "p5_cosine": f.p5_cosine, "min_cosine": f.min_cosine,
+            "centred_mean_cosine": f.centred_mean_cosine, "passed": f.passed}
+
+
 def _fidelity_manifest_only(c: Collected) -> dict[str, Any]:
-    return {e.id: {k: e.fidelity.get(k) for k in ("mean_cosine", "p5_cosine", "min_cosine",
-                                                   "centred_mean_cosine", "passed")}
+    return {e.id: _model_figures(e)
             for e in c.bundle.manifest.models if e.precision.value == "int8"}

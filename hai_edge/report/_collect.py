@@ -98,7 +98,7 @@ def resolve_sources(target: str | None, run: str | None, bundle: str | None
         raise HaiEdgeError(f"{run_dir}: not a distillation run directory (no run.json)")
     b = Bundle.load(bundle_arg, verify=True) if bundle_arg else None
     if run_dir is None and b is not None:
-        linked = (b.manifest.provenance or {}).get("run_dir")
+        linked = b.manifest.provenance_info().run_dir
         if linked and (Path(linked) / "run.json").is_file():
             run_dir = Path(linked)
     if run_dir is None and b is None:
@@ -364,7 +364,7 @@ def collect(run_dir: Path | None, bundle: Any, *, labels: LabelTable | None = No
             bx = _row_inputs(m.preprocessing, rows, held_items, say)
         else:
             bx = x
-        linked = (m.provenance or {}).get("data_hash")
+        linked = m.provenance_info().data_hash
         if linked and linked != (meta.get("data") or {}).get("corpus_hash"):
             notes.append("the bundle's data_hash differs from the run's corpus hash: the bundle "
                          "may come from another run")

@@ -176,11 +176,10 @@ class DermPipeline(EmbedderPipeline):
         m = self.bundle.manifest
         notices = list(m.notices)
         notices += [h.notice for h in self.heads if h.notice and h.notice not in notices]
-        teacher = (m.provenance or {}).get("teacher") or {}
-        tid = str(teacher.get("id", "")) if isinstance(teacher, Mapping) else ""
-        if tid.startswith("reference:") and not any("not for clinical use" in n.lower()
-                                                     for n in notices):
-            notices.append(_REFERENCE_NOTICE.format(id=tid))
+        teacher = m.provenance_info().teacher
+        if teacher is not None and teacher.is_reference and not any(
+                "not for clinical use" in n.lower() for n in notices):
+            notices.append(_REFERENCE_NOTICE.format(id=teacher.id))
         return tuple(notices)
 
     # ------------------------------------------------------------------------ inputs

@@ -33,6 +33,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from hai_edge.bundle import DetectorKind, detector_entry_of
 from hai_edge.errors import BundleError
 
 __all__ = [
@@ -399,7 +400,7 @@ class _EnergyStream:
 
 
 # ---------------------------------------------------------------------------- plug-in point
-DETECTOR_KINDS = ("energy", "energy_head")
+DETECTOR_KINDS = tuple(k.value for k in DetectorKind)
 
 
 def detector_from_bundle(bundle: Any, sample_rate: int | None = None, *,
@@ -416,26 +417,17 @@ def detector_from_bundle(bundle: Any, sample_rate: int | None = None, *,
     """
     manifest = bundle.manifest
     rate = int(sample_rate or getattr(manifest.preprocessing, "sample_rate", 16000))
-    entries = [h for h in manifest.heads if h.get("role") == "detector"]
-    if not entries:
+    try:
+        entry = detector_entry_of(manifest.heads)  # the bundle contract's one parser
+    except BundleError as exc:
+        raise BundleError(f"{bundle.root}: {exc}") from None
+    if entry is None:
         return EnergyDetector(rate)
-    if len(entries) > 1:
-        raise BundleError(f"{bundle.root}: more than one event detector declared")
-    entry = entries[0]
-    kind = entry.get("kind")
-    if kind == "energy":
-        params = entry.get("params") or {}
-        if not isinstance(params, dict):
-            raise BundleError(f"{bundle.root}: detector params must be an object")
-        return EnergyDetector(rate, EnergyDetectorConfig.from_dict(params))
-    if kind == "energy_head":
-        from hai_edge.runtime.events_learned import verified_detector_from_entry
+    if entry.kind is DetectorKind.ENERGY:
+        return EnergyDetector(rate, EnergyDetectorConfig.from_dict(entry.energy_params))
+    from hai_edge.runtime.events_learned import verified_detector_from_entry
 
-        spec = manifest.preprocessing
-        if rate != getattr(spec, "sample_rate", None):
-            raise BundleError(f"{bundle.root}: the energy_head detector runs at the bundle rate")
-        return verified_detector_from_entry(bundle, entry, spec, embed)
-    raise BundleError(
-        f"{bundle.root}: event detector kind {kind!r} is not supported by this hai-edge "
-        f"(knows: {', '.join(DETECTOR_KINDS)}); upgrade hai-edge"
-    )
+    spec = manifest.preprocessing
+    if rate != getattr(spec, "sample_rate", None):
+        raise BundleError(f"{bundle.root}: the energy_head detector runs at the bundle rate")
+    return verified_detector_from_entry(bundle, entry, spec, embed)

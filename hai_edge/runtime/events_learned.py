@@ -17,6 +17,8 @@ Manifest entry (``manifest["heads"]``)::
      "params": {...EnergyDetectorConfig...}, "file": "heads/cough-detector.json",
      "threshold": 0.5, "align": "end", "after_s": 0.25}
 
+(parsed and checked by the bundle contract: ``hai_edge.bundle.DetectorEntry``)
+
 Window of candidate ``e`` in a recording of ``n`` samples (W = the spec's window samples):
 ``end = round((e.end_s + after_s) * rate)``, ``start = min(end - W, n - W)``, the samples
 ``[start, start + W)`` with zeros wherever that range leaves the recording (a cough in the
@@ -29,11 +31,12 @@ detector's.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from hai_edge.bundle import DetectorEntry
 from hai_edge.errors import BundleError
 from hai_edge.runtime.events import EnergyDetector, EnergyDetectorConfig, Event
 from hai_edge.runtime.frontends import AudioFrontendSpec, window_features
@@ -149,22 +152,16 @@ class _VerifiedStream:
         return self.det.verify(ready, wins)
 
 
-def verified_detector_from_entry(bundle: Any, entry: Mapping[str, Any], spec: AudioFrontendSpec,
+def verified_detector_from_entry(bundle: Any, entry: DetectorEntry, spec: AudioFrontendSpec,
                                  embed: EmbedFn | None) -> VerifiedDetector:
-    """Build the ``energy_head`` detector a manifest entry declares (checked like a head)."""
+    """Build the ``energy_head`` detector a manifest entry declares (checked like a head; the
+    entry's fields were checked when the manifest was read)."""
     from hai_edge.runtime.heads import load_head_entry
 
-    where = f"{bundle.root}: detector {entry.get('name')!r}"
+    where = f"{bundle.root}: detector {entry.name!r}"
     if embed is None:
         raise BundleError(f"{where}: this detector needs the bundle's model (use CoughPipeline)")
-    if entry.get("align", "end") != "end":
-        raise BundleError(f"{where}: align {entry.get('align')!r} is not supported (end)")
-    params = entry.get("params") or {}
-    after = entry.get("after_s", 0.25)
-    if not isinstance(params, dict) or isinstance(after, bool) \
-            or not isinstance(after, (int, float)):
-        raise BundleError(f"{where}: params must be an object and after_s a number")
-    head_entry = {k: entry[k] for k in ("name", "file", "threshold", "labels") if k in entry}
-    head = load_head_entry(bundle, head_entry, verify=True)
-    return VerifiedDetector(spec, head, embed, config=EnergyDetectorConfig.from_dict(params),
-                            after_s=float(after))
+    head = load_head_entry(bundle, entry, verify=True)
+    return VerifiedDetector(spec, head, embed,
+                            config=EnergyDetectorConfig.from_dict(entry.energy_params),
+                            after_s=entry.window_after_s)

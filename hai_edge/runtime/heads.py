@@ -17,7 +17,8 @@ non-decreasing), flat beyond the ends) or ``none`` (``sigmoid(z)``). ``threshold
 calibrated probability; for audio it is chosen on the recording score (mean of the window
 probabilities, see ``hai-edge probe train``). Manifest entry and file must agree, so neither can be
 edited alone. Entries with ``"role": "detector"`` are event detectors, not heads (see
-``hai_edge.runtime.events``). Numpy only.
+``hai_edge.runtime.events``). The manifest entries are parsed by the bundle contract
+(``hai_edge.bundle.HeadEntry`` / ``DetectorEntry``); this module owns the head files. Numpy only.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from hai_edge.bundle import DetectorEntry, HeadEntry, parse_head_entry, probe_entries
 from hai_edge.errors import BundleError, HaiEdgeError
 
 __all__ = [
@@ -50,7 +52,6 @@ __all__ = [
 HEAD_FORMAT = "hai-edge-head"
 HEAD_FORMAT_VERSION = 1
 _MAX_HEAD_BYTES = 64 * 1024 * 1024
-_SUMMARY_KEYS = ("kind", "input", "labels", "threshold", "calibration")
 
 
 class HeadKind(str, enum.Enum):
@@ -213,15 +214,17 @@ class Head:
             d["notice"] = self.notice
         return d
 
+    def entry(self, file: str) -> HeadEntry:
+        """The typed ``manifest["heads"]`` summary of this head stored at ``file``."""
+        d = self.to_dict()
+        return HeadEntry(name=self.name, kind=d["kind"], file=file, input=self.input,
+                         labels=self.labels, threshold=d["threshold"],
+                         calibration=d["calibration"], training=d["training"],
+                         notice=self.notice or None)
+
     def manifest_entry(self, file: str) -> dict[str, Any]:
         """The summary that goes into ``manifest["heads"]`` for this head stored at ``file``."""
-        d = self.to_dict()
-        entry = {"name": self.name, "kind": d["kind"], "file": file, "input": self.input,
-                 "labels": d["labels"], "threshold": d["threshold"],
-                 "calibration": d["calibration"], "training": d["training"]}
-        if self.notice:
-            entry["notice"] = self.notice
-        return entry
+        return self.entry(file).to_dict()
 
     def to_json(self) -> str:
         d = self.to_dict()
@@ -307,9 +310,9 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def head_entries(manifest: Any) -> list[Mapping[str, Any]]:
-    """The scoring heads of a manifest (detector entries excluded)."""
-    return [h for h in manifest.heads if h.get("role", "head") == "head"]
+def head_entries(manifest: Any) -> list[HeadEntry]:
+    """The scoring heads of a manifest (detector entries excluded), typed."""
+    return list(probe_entries(manifest.heads))
 
 
 def load_heads(bundle: Any, names: Sequence[str] | None = None, *, verify: bool = True
@@ -319,31 +322,34 @@ def load_heads(bundle: Any, names: Sequence[str] | None = None, *, verify: bool 
     manifest = bundle.manifest
     entries = head_entries(manifest)
     if names is not None:
-        known = {str(h.get("name")) for h in entries}
+        known = {h.name for h in entries}
         missing = [n for n in names if n not in known]
         if missing:
             raise BundleError(f"{bundle.root}: no head {missing[0]!r} in this bundle "
                               f"(it has: {', '.join(sorted(known)) or 'none'})")
-        entries = [h for h in entries if h.get("name") in names]
+        entries = [h for h in entries if h.name in names]
     return [load_head_entry(bundle, entry, verify=verify) for entry in entries]
 
 
-def load_head_entry(bundle: Any, entry: Mapping[str, Any], *, verify: bool = True) -> Head:
+def load_head_entry(bundle: Any, entry: HeadEntry | DetectorEntry | Mapping[str, Any], *,
+                    verify: bool = True) -> Head:
     """The head that a manifest entry (a scoring head, or a learned detector's head) points at:
     its file is checked against its sha256, against the entry, and against the embedding size."""
     manifest = bundle.manifest
-    file = entry.get("file")
-    where = f"{bundle.root}: head {entry.get('name')!r}"
-    if not isinstance(file, str) or file not in manifest.files:
+    if not isinstance(entry, (HeadEntry, DetectorEntry)):
+        entry = parse_head_entry(entry)
+    file = entry.file
+    where = f"{bundle.root}: head {entry.name!r}"
+    if file is None or file not in manifest.files:
         raise BundleError(f"{where}: its file {file!r} is not listed in the manifest's files")
     if verify:
         bundle.verify([file])
     head = load_head_file(bundle.path_of(file))
-    if head.name != entry.get("name"):
+    if head.name != entry.name:
         raise BundleError(f"{where}: the file is for head {head.name!r}")
     file_dict = head.manifest_entry(file)
-    for key in _SUMMARY_KEYS:
-        if key in entry and not _same(entry[key], file_dict[key]):
+    for key, value in entry.file_summary().items():
+        if not _same(value, file_dict[key]):
             raise BundleError(f"{where}: manifest {key} differs from the head file")
     if head.dim != manifest.embedding_dim:
         raise BundleError(f"{where}: trained on {head.dim}-d embeddings, the bundle's are "

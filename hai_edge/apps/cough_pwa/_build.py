@@ -143,13 +143,8 @@ def _bundle_files(bundle: Bundle, model_files: tuple[str, ...]) -> list[str]:
         raise BundleError(f"{bundle.root}: bundle has no golden vectors, so the app could not "
                           "check itself on load (re-export it)")
     names = list(model_files) + [str(m.golden["file"])]
-    for h in m.heads:
-        f = h.get("file")
-        if isinstance(f, str) and f:
-            if f not in m.files:
-                raise BundleError(f"{bundle.root}: head {h.get('name')!r}: its file {f!r} is not "
-                                  "listed in the manifest's files")
-            names.append(f)
+    # probes and the detector; the manifest checked that each file is listed in its files
+    names += [h.file for h in m.all_head_entries() if h.file is not None]
     return list(dict.fromkeys(names))
 
 

@@ -30,15 +30,18 @@ from typing import Any
 __all__ = ["build_audio", "build_image", "main"]
 
 
-def _run(argv: list[str]) -> None:
-    """A ``hai-edge`` command in-process: only ``export`` still goes this way, until the export
-    stage has a library function for "run directory -> gated bundle" (issue #16)."""
-    from hai_edge.cli import main as cli
+def _export_int8(run: Path, dest: Path, name: str, golden_items: int = 3) -> None:
+    """The run's student as a gated INT8 bundle in all three formats (``hai-edge export RUN -o
+    DEST --precision int8 --name NAME --golden-items N``, as a library call)."""
+    from hai_edge.export.bundle_builder import BuildOptions
+    from hai_edge.export.source import ExportSource
 
-    print("+ hai-edge " + " ".join(argv), flush=True)
-    rc = cli(argv)
-    if rc != 0:
-        raise SystemExit(f"hai-edge {argv[0]} failed with exit code {rc}")
+    command = (f"hai-edge export {run} -o {dest} --precision int8 --name {name} "
+               f"--golden-items {golden_items}")
+    print("+ " + command, flush=True)
+    ExportSource.from_run(run, progress=print).build(
+        dest, options=BuildOptions(precision="int8", golden_items=golden_items), name=name,
+        provenance={"command": command}, progress=print)
 
 
 def _csv(text: str) -> tuple[str, ...]:
@@ -133,8 +136,8 @@ def build_audio(data: Path, work: Path, out_dir: Path, epochs: int, minutes: flo
              label_filter=(("source", "cough-ru/call-center"),), subgroups=("source",))
     int8 = work / "cough-demo-int8"
     if not int8.is_dir():
-        _run(["export", str(run), "-o", str(int8), "--precision", "int8", "--name", "cough-demo",
-              "--golden-items", "1"])  # the PWA caches the bundle on the phone: keep it small
+        # the PWA caches the bundle on the phone: keep it small (one golden item)
+        _export_int8(run, int8, "cough-demo", golden_items=1)
     det_bundle = work / "cough-demo-det"
     figures: dict[str, Any] = {}
     if not det_bundle.is_dir():
@@ -176,7 +179,7 @@ def build_image(data: Path, work: Path, out_dir: Path, epochs: int, minutes: flo
              subgroups=("gender", "age", "fitspatrick"))
     int8 = work / "derm-demo-int8"
     if not int8.is_dir():
-        _run(["export", str(run), "-o", str(int8), "--precision", "int8", "--name", "derm-demo"])
+        _export_int8(run, int8, "derm-demo")
     items = load_corpus(meta, "image", group_col="patient_id", id_col="img_id")
     _, held = split_by_group(items, 0.2, 0)
     held_ids = {it.item_id for it in held}

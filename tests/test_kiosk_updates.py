@@ -163,3 +163,81 @@ def test_unsafe_archives_are_refused(slots) -> None:
         slots.install(buf.getvalue())
     with pytest.raises(UpdateError, match="not a bundle archive"):
         slots.install(b"not an archive at all")
+
+
+def _tar_gz(folder: Path) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        tf.add(folder, arcname=folder.name)
+    return buf.getvalue()
+
+
+def test_admin_api_installs_trusted_updates_only_and_rolls_back(tmp_path: Path, publisher) -> None:
+    pytest.importorskip("fastapi")
+    from tests._kiosk_fixtures import make_client, sign_in
+
+    client = make_client(tmp_path)
+    slots = BundleSlots(tmp_path / "data")
+    shutil.copy(publisher["pub"], slots.keys / "publisher.pub")
+    operator = sign_in(client, "nurse", role="operator")
+    upload = {"file": ("cough-demo.tar.gz", _tar_gz(_signed_copy(tmp_path / "a", publisher["priv"])))}
+    assert client.post("/api/admin/bundles", files=upload, headers=operator).status_code == 403
+    client.post("/api/logout", headers=operator)
+    admin = sign_in(client)
+    assert client.post("/api/admin/bundles", files=upload).status_code == 403  # no CSRF token
+    stranger = {"file": ("x.tar.gz", _tar_gz(_signed_copy(tmp_path / "s", publisher["stranger"])))}
+    r = client.post("/api/admin/bundles", files=stranger, headers=admin)
+    assert r.status_code == 400 and "not in this machine's trust store" in r.json()["error"]
+    assert client.app.state.jobs  # the app is still serving
+    r = client.post("/api/admin/bundles", files=upload, headers=admin)
+    assert r.status_code == 200, r.text
+    first = r.json()
+    assert first["modality"] == "audio" and first["previous"] is None
+    second = {"file": ("v2.tar.gz", _tar_gz(_second_version(tmp_path / "b", publisher["priv"])))}
+    r = client.post("/api/admin/bundles", files=second, headers=admin)
+    assert r.json()["previous"] == first["installed"]
+    listing = client.get("/api/admin/bundles").json()
+    assert listing["installed"]["audio"]["current"] == r.json()["installed"]
+    r = client.post("/api/admin/bundles/audio/rollback", headers=admin)
+    assert r.status_code == 200 and r.json()["installed"] == first["installed"]
+    # the (mock) analyzer switched each time: install, install, rollback
+    assert [m for m, _ in client.app.state.jobs.analyzer.replaced] == ["audio"] * 3
+
+
+def test_switching_never_interrupts_a_request_in_flight(monkeypatch) -> None:
+    import threading
+    import time
+
+    import numpy as np
+
+    from hai_edge.apps.kiosk.analysis import PipelineAnalyzer
+
+    class SlowPipeline:
+        def __init__(self, name: str) -> None:
+            self.name, self.closed, self.started = name, False, threading.Event()
+            self.bundle = type("B", (), {"manifest": type("M", (), {"embedding_dim": 2})()})()
+
+        def analyze_bytes(self, data: bytes, name: str) -> object:
+            self.started.set()
+            time.sleep(0.3)
+            assert not self.closed, "closed while a request was using it"
+            window = type("W", (), {"embedding": np.ones(2, np.float32)})()
+            return type("R", (), {"windows": [window],
+                                  "to_dict": lambda s, **k: {"bundle": self.name}})()
+
+        def close(self) -> None:
+            self.closed = True
+
+    monkeypatch.setattr(PipelineAnalyzer, "_open", lambda self, m, b: SlowPipeline(str(b)))
+    analyzer = PipelineAnalyzer("v1", None)
+    old = analyzer.cough
+    out: list = []
+    worker = threading.Thread(target=lambda: out.append(analyzer.analyze_cough(b"x", "a.wav")))
+    worker.start()
+    old.started.wait(5)
+    analyzer.replace_bundle("audio", "v2")  # while v1 is busy
+    worker.join(5)
+    assert out[0].result["bundle"] == "v1" and not old.closed  # finished on the old pipeline
+    assert analyzer.analyze_cough(b"x", "b.wav").result["bundle"] == "v2"
+    analyzer.close()
+    assert old.closed and analyzer.cough.closed

@@ -19,7 +19,8 @@ def register(subparsers: Any) -> None:
     k = subparsers.add_parser(
         "kiosk", help="offline clinic kiosk: local web app for photos and cough recordings",
         usage="hai-edge kiosk [--host H] [--port P] [--data-dir DIR] [--bundle-dir DIR] ... | "
-              "hai-edge kiosk adduser USER [--admin]",
+              "hai-edge kiosk adduser USER [--admin] | hai-edge kiosk trust KEY.pub | "
+              "hai-edge kiosk install-bundle PATH",
         description="Serve the kiosk web app (JSON API under /api/, see docs/kiosk.md). On the "
                     "loopback address it serves plain HTTP; on any other address HTTPS with a "
                     "locally generated CA (the /phone page shows how to install it).")
@@ -76,6 +77,17 @@ def register(subparsers: Any) -> None:
     a.add_argument("--reset", action="store_true", help="set a new PIN/password for an "
                    "existing user (and unlock it)")
     a.set_defaults(func=_cmd_adduser)
+    t = sub.add_parser("trust", help="accept bundle updates signed by this publisher key",
+                       usage="hai-edge kiosk trust KEY.pub [--data-dir DIR]")
+    t.add_argument("key", help="the publisher's public key (from hai-edge keygen)")
+    t.add_argument("--data-dir", dest="sub_data_dir", metavar="DIR", help="as for `hai-edge kiosk`")
+    t.set_defaults(func=_cmd_trust)
+    i = sub.add_parser("install-bundle", help="install a signed bundle update (folder, .zip or "
+                       ".tar.gz), e.g. from a USB stick; checked before it replaces the current",
+                       usage="hai-edge kiosk install-bundle PATH [--data-dir DIR]")
+    i.add_argument("path", help="bundle folder or archive")
+    i.add_argument("--data-dir", dest="sub_data_dir", metavar="DIR", help="as for `hai-edge kiosk`")
+    i.set_defaults(func=_cmd_install_bundle)
 
 
 def _require_kiosk_extra() -> None:
@@ -122,6 +134,29 @@ def _cmd_adduser(args: argparse.Namespace) -> int:
             print(f"added {role} {args.username} to {data_dir}", file=sys.stderr)
     finally:
         store.close()
+    return 0
+
+
+def _cmd_trust(args: argparse.Namespace) -> int:
+    import shutil
+
+    from hai_edge.apps.kiosk.updates import BundleSlots
+    from hai_edge.bundle.signing import key_id, load_public_key
+
+    slots = BundleSlots(_data_dir(args.sub_data_dir or args.data_dir))
+    kid = key_id(load_public_key(args.key))
+    shutil.copyfile(args.key, slots.keys / f"{kid}.pub")
+    print(f"this kiosk now accepts bundle updates signed by key {kid}", file=sys.stderr)
+    return 0
+
+
+def _cmd_install_bundle(args: argparse.Namespace) -> int:
+    from hai_edge.apps.kiosk.updates import BundleSlots
+
+    res = BundleSlots(_data_dir(args.sub_data_dir or args.data_dir)).install(args.path)
+    print(f"installed {res.installed} as the {res.slot.value} bundle (previous: "
+          f"{res.previous or 'none'}); a running kiosk picks it up at its next start",
+          file=sys.stderr)
     return 0
 
 
@@ -189,6 +224,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from hai_edge.apps.kiosk.server import serve
 
     threads = args.threads or max(1, (os.cpu_count() or 2) // 2)
+    explicit = [m for m, flag in (("audio", args.cough_bundle), ("image", args.photo_bundle))
+                if flag]
     serve(config, cough, photo, backend=args.backend, threads=threads,
-          extra_names=args.san, insecure_http=args.insecure_http and not loopback)
+          extra_names=args.san, insecure_http=args.insecure_http and not loopback,
+          explicit=explicit)
     return 0

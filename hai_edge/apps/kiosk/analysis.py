@@ -85,23 +85,43 @@ class PipelineAnalyzer:
     def __init__(self, cough_bundle: Any | None, photo_bundle: Any | None, *,
                  backend: str | None = None, threads: int | None = None,
                  pseudonym_key: bytes | None = None) -> None:
-        from hai_edge.runtime.cough import CoughPipeline
-        from hai_edge.runtime.derm import DermPipeline
-
-        self.cough = None
+        self.cough: Any = None
         self.photo: Any = None
         self.photo_pipeline = "none"
+        self._engine = {"backend": backend, "threads": threads}
+        self._pseudonym_key = pseudonym_key
+        self._retired: list[Any] = []  # replaced pipelines: closed with the analyzer
         try:
             if cough_bundle is not None:
-                self.cough = CoughPipeline(cough_bundle, backend, threads=threads,
-                                           keep_embeddings=True)
+                self.cough = self._open("audio", cough_bundle)
             if photo_bundle is not None:
-                self.photo = DermPipeline(photo_bundle, backend, threads=threads,
-                                          pseudonym_key=pseudonym_key)
+                self.photo = self._open("image", photo_bundle)
                 self.photo_pipeline = "derm"
         except BaseException:
             self.close()
             raise
+
+    def _open(self, modality: str, bundle: Any) -> Any:
+        from hai_edge.runtime.cough import CoughPipeline
+        from hai_edge.runtime.derm import DermPipeline
+
+        if modality == "audio":
+            return CoughPipeline(bundle, self._engine["backend"], threads=self._engine["threads"],
+                                 keep_embeddings=True)
+        return DermPipeline(bundle, self._engine["backend"], threads=self._engine["threads"],
+                            pseudonym_key=self._pseudonym_key)
+
+    def replace_bundle(self, modality: str, bundle: Any) -> None:
+        """Serve ``bundle`` from now on. The new pipeline is opened first; requests already
+        running keep the pipeline they started with (it is closed with the analyzer)."""
+        fresh = self._open(modality, bundle)
+        if modality == "audio":
+            old, self.cough = self.cough, fresh
+        else:
+            old, self.photo = self.photo, fresh
+            self.photo_pipeline = "derm"
+        if old is not None:
+            self._retired.append(old)
 
     @property
     def cough_sample_rate(self) -> int:
@@ -116,26 +136,28 @@ class PipelineAnalyzer:
         return out
 
     def analyze_photo(self, data: bytes, name: str) -> Analysis:
-        if self.photo is None:
+        photo = self.photo  # one pipeline for the whole request, even if an update swaps it
+        if photo is None:
             raise HaiEdgeError("no photo bundle is configured on this kiosk")
-        frames = self.photo.analyze_bytes(data, name)
+        frames = photo.analyze_bytes(data, name)
         dicts = [f.to_dict(embedding=True) for f in frames]
         vectors = np.asarray([d.pop("embedding") for d in dicts], dtype=np.float32)
         return Analysis({"kind": "photo", "frames": dicts}, vectors)
 
     def analyze_cough(self, data: bytes, name: str) -> Analysis:
-        if self.cough is None:
+        cough = self.cough  # one pipeline for the whole request, even if an update swaps it
+        if cough is None:
             raise HaiEdgeError("no cough bundle is configured on this kiosk")
-        res = self.cough.analyze_bytes(data, name)
+        res = cough.analyze_bytes(data, name)
         d = res.to_dict(embeddings=False, quality=True)  # checked on the recording as uploaded
         d["kind"] = "cough"
-        dim = self.cough.bundle.manifest.embedding_dim
+        dim = cough.bundle.manifest.embedding_dim
         rows = [w.embedding for w in res.windows if w.embedding is not None]
         vectors = np.asarray(rows, dtype=np.float32).reshape(len(rows), dim)
         return Analysis(d, vectors)
 
     def close(self) -> None:
-        for p in (self.cough, self.photo):
+        for p in (self.cough, self.photo, *self._retired):
             if p is not None:
                 p.close()
 
@@ -170,6 +192,10 @@ class MockAnalyzer:
         self.delay_s = delay_s
         self.dim = dim
         self.calls = 0
+        self.replaced: list[tuple[str, Any]] = []
+
+    def replace_bundle(self, modality: str, bundle: Any) -> None:
+        self.replaced.append((modality, bundle))
 
     def info(self) -> dict[str, Any]:
         return {"analyzer": "mock", "photo_pipeline": "mock",

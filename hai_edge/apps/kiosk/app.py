@@ -2,7 +2,8 @@
 
 ``create_app(config, analyzer)`` wires a :class:`~.store.Store` and an
 :class:`~.analysis.AnalysisQueue` into a :class:`~.context.KioskContext` and includes the routers
-(``routes_pages``, ``routes_auth``, ``routes_encounters``, ``routes_export``). Handlers never run
+(``routes_pages``, ``routes_auth``, ``routes_encounters``, ``routes_export``,
+``routes_bundles``). Handlers never run
 inference themselves: uploads are sniffed, size-checked, queued for a worker thread and stored
 (media file, then one committed transaction) before the 201.
 """
@@ -26,10 +27,12 @@ from hai_edge.apps.kiosk.analysis import AnalysisQueue, Analyzer
 from hai_edge.apps.kiosk.config import KioskConfig
 from hai_edge.apps.kiosk.context import STATIC, KioskContext, MicFactory, default_mic
 from hai_edge.apps.kiosk.routes_auth import session_routes, user_routes
+from hai_edge.apps.kiosk.routes_bundles import bundle_routes
 from hai_edge.apps.kiosk.routes_encounters import capture_routes, encounter_routes
 from hai_edge.apps.kiosk.routes_export import export_routes
 from hai_edge.apps.kiosk.routes_pages import page_routes
 from hai_edge.apps.kiosk.store import Store
+from hai_edge.apps.kiosk.updates import BundleSlots
 from hai_edge.apps.kiosk.web import ApiError, BodyLimit, HostCheck, SecurityHeaders, error_response
 from hai_edge.errors import HaiEdgeError, InputError
 
@@ -51,7 +54,8 @@ def create_app(config: KioskConfig, analyzer: Analyzer, *, mic_factory: MicFacto
     app.include_router(page_routes(ctx))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for router in (session_routes(ctx), user_routes(ctx), encounter_routes(ctx),
-                   capture_routes(ctx), export_routes(ctx)):
+                   capture_routes(ctx), export_routes(ctx),
+                   bundle_routes(ctx, BundleSlots(config.data_dir))):
         app.include_router(router)
     return app
 

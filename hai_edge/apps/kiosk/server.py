@@ -12,7 +12,7 @@ from pathlib import Path
 from hai_edge.errors import HaiEdgeError, MissingDependencyError
 from hai_edge.apps.kiosk.config import KioskConfig, is_loopback
 
-__all__ = ["bind_socket", "serve"]
+__all__ = ["bind_socket", "installed_bundles", "serve"]
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -47,9 +47,27 @@ def _one_blas_thread() -> None:
     threadpool_limits(1, user_api="blas")
 
 
+def installed_bundles(config: KioskConfig, cough: Path | None, photo: Path | None,
+                      explicit: Sequence[str] = ()) -> tuple[Path | None, Path | None]:
+    """The bundles to serve: an update installed on this kiosk (self-tested now, rolled back if
+    it fails) replaces the default for its modality; ``explicit`` modalities keep the given one."""
+    from hai_edge.apps.kiosk.updates import BundleSlots, Slot
+
+    say = lambda m: print(f"hai-edge kiosk: {m}", file=sys.stderr, flush=True)  # noqa: E731
+    serving = BundleSlots(config.data_dir).start(say)
+    if Slot.AUDIO in serving and "audio" not in explicit:
+        cough = serving[Slot.AUDIO]
+    if Slot.IMAGE in serving and "image" not in explicit:
+        photo = serving[Slot.IMAGE]
+    return cough, photo
+
+
 def serve(config: KioskConfig, cough: Path | None, photo: Path | None, *,
           backend: str | None = None, threads: int | None = None,
-          extra_names: Sequence[str] = (), insecure_http: bool = False) -> None:
+          extra_names: Sequence[str] = (), insecure_http: bool = False,
+          explicit: Sequence[str] = ()) -> None:
+    """Serve the kiosk; ``explicit``: modalities whose bundle the operator named on the command
+    line (an installed update does not replace those)."""
     import uvicorn
 
     from hai_edge.apps.kiosk.analysis import PipelineAnalyzer
@@ -77,6 +95,7 @@ def serve(config: KioskConfig, cough: Path | None, photo: Path | None, *,
     key = store.secret("pseudonym")
     users = store.count_users()
     store.close()
+    cough, photo = installed_bundles(config, cough, photo, explicit)
     analyzer = PipelineAnalyzer(cough, photo, backend=backend, threads=threads,
                                 pseudonym_key=key)
     app = create_app(config, analyzer, tls_ca=tls.ca_cert if tls else None)

@@ -25,7 +25,8 @@ STEPS = ("received", "verified", "stored", "switched")
 
 @pytest.fixture(autouse=True)
 def _no_machine_trust_store(monkeypatch, tmp_path: Path) -> None:
-    monkeypatch.delenv(signing.TRUST_ENV, raising=False)
+    monkeypatch.setenv(signing.TRUST_ENV, "")  # recorded, so the teardown restores it (the
+    monkeypatch.delenv(signing.TRUST_ENV)  # CLI's --trust sets it for the whole process)
     monkeypatch.setenv(signing.CONFIG_ENV, str(tmp_path / "config"))
 
 

@@ -20,7 +20,8 @@ from tests._onnx_models import make_onnx_bundle, onnx_linear_model  # noqa: E402
 @pytest.fixture(autouse=True)
 def _no_machine_trust_store(monkeypatch, tmp_path: Path) -> None:
     """Each test starts with no trust store configured, whatever this machine has."""
-    monkeypatch.delenv(signing.TRUST_ENV, raising=False)
+    monkeypatch.setenv(signing.TRUST_ENV, "")  # recorded, so the teardown restores it (the
+    monkeypatch.delenv(signing.TRUST_ENV)  # CLI's --trust sets it for the whole process)
     monkeypatch.setenv(signing.CONFIG_ENV, str(tmp_path / "config"))
 
 
@@ -118,3 +119,19 @@ def test_builtin_bundles_are_trusted_through_the_demo_key_only(keys, tmp_path: P
     copy = shutil.copytree(path, tmp_path / name)
     with pytest.raises(BundleError, match="not in this machine's trust store"):
         Bundle.load(copy, trust=_trust(keys["pub"]))
+
+
+def test_cli_keygen_sign_info_and_trust(tmp_path: Path, capsys) -> None:
+    from hai_edge.cli import main
+
+    bundle = make_onnx_bundle(tmp_path / "b", "image", dim=4)
+    assert main(["keygen", "-o", str(tmp_path / "k.key")]) == 0
+    assert main(["keygen", "-o", str(tmp_path / "k.key")]) == 2  # never overwrites
+    assert main(["--trust", str(tmp_path / "k.key.pub"), "info", str(bundle)]) == 2
+    assert "not signed" in capsys.readouterr().err
+    assert main(["sign", str(bundle), "--key", str(tmp_path / "k.key")]) == 0
+    capsys.readouterr()
+    assert main(["--trust", str(tmp_path / "k.key.pub"), "info", str(bundle)]) == 0
+    assert "signature   signed by key" in capsys.readouterr().out
+    assert main(["info", "derm-demo"]) == 0
+    assert "project demo key" in capsys.readouterr().out

@@ -20,6 +20,7 @@ __all__ = ["COMMAND_MODULES", "build_parser", "main", "main_entry"]
 COMMAND_MODULES = (
     "hai_edge.cli.embed",  # hai-edge embed
     "hai_edge.cli.info",  # hai-edge info / backends
+    "hai_edge.cli.keys",  # hai-edge keygen / sign
     "hai_edge.cli.teacher",  # hai-edge teacher embed
     "hai_edge.cli.distill",  # hai-edge distill
     "hai_edge.cli.export",  # hai-edge export
@@ -43,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run, distil, quantize and export health foundation encoders offline.",
     )
     p.add_argument("--version", action="version", version=f"hai-edge {__version__}")
+    p.add_argument("--trust", action="append", default=[], metavar="KEY.pub",
+                   help="only load bundles signed by this public key (file or folder of .pub "
+                        "files; repeatable; adds to $HAI_EDGE_TRUSTED_KEYS and the config folder)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(sub)
@@ -56,7 +60,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if args.trust:
+        _trust(args.trust)
     return run_command(args.func, args)
+
+
+def _trust(keys: Sequence[str]) -> None:
+    """``--trust``: add the keys to this process's trust store (the environment variable every
+    ``Bundle.load`` reads, so benchmark workers and apps started from here inherit it)."""
+    import os
+
+    from hai_edge.bundle.signing import TRUST_ENV
+
+    have = [p for p in os.environ.get(TRUST_ENV, "").split(os.pathsep) if p]
+    os.environ[TRUST_ENV] = os.pathsep.join([*have, *(os.path.abspath(k) for k in keys)])
 
 
 def main_entry() -> None:

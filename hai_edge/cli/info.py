@@ -48,6 +48,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     if student:
         print(f"student     {student.get('arch', '?')}, {student.get('params', '?')} params")
     print(f"files       {len(m.files)} file(s), {total / 1e6:.2f} MB, sha256 verified")
+    print(f"signature   {bundle.signature.describe() if bundle.signature else 'not checked'}")
     print("models:")
     for line in _model_lines(m):
         print(line)

@@ -36,13 +36,13 @@ __all__ = [
     "features",
     "fingerprint",
     "json_safe",
-    "load_init",
     "open_targets",
     "student_spec",
     "targets_and_split",
     "teacher_info",
     "train_setup",
     "versions",
+    "warm_start",
     "write_json",
 ]
 
@@ -85,7 +85,7 @@ def check_columns(items: Sequence[CorpusItem], cfg: DistillConfig) -> None:
 
 
 def open_targets(cfg: DistillConfig, items: list[CorpusItem], run_dir: Path,
-                  preset: StudentPreset, progress: Progress) -> EmbeddingStore:
+                 preset: StudentPreset, progress: Progress) -> EmbeddingStore:
     if cfg.targets is not None:
         store = EmbeddingStore(cfg.targets)
         if not store.meta:
@@ -135,7 +135,7 @@ def teacher_info(store: EmbeddingStore) -> dict[str, Any]:
 
 
 def student_spec(preset: StudentPreset, teacher: Mapping[str, Any]
-                  ) -> AudioFrontendSpec | ImageFrontendSpec:
+                 ) -> AudioFrontendSpec | ImageFrontendSpec:
     """The preset's spec, with the audio window set to the teacher's window length."""
     spec = preset.frontend
     if isinstance(spec, AudioFrontendSpec) and teacher.get("window_samples") and teacher.get(
@@ -148,8 +148,8 @@ def student_spec(preset: StudentPreset, teacher: Mapping[str, Any]
 
 
 def fingerprint(cfg: DistillConfig, preset: StudentPreset, spec_dict: Mapping[str, Any],
-                 rows: Mapping[str, np.ndarray], split: Mapping[str, list[str]],
-                 init_sha: str | None = None) -> str:
+                rows: Mapping[str, np.ndarray], split: Mapping[str, list[str]],
+                init_sha: str | None = None) -> str:
     """What the trained weights depend on; a checkpoint with another fingerprint is refused."""
     h = hashlib.sha256()
     if init_sha:
@@ -166,7 +166,7 @@ def fingerprint(cfg: DistillConfig, preset: StudentPreset, spec_dict: Mapping[st
     return h.hexdigest()
 
 
-def load_init(cfg: DistillConfig, preset: StudentPreset, teacher: Mapping[str, Any],
+def warm_start(cfg: DistillConfig, preset: StudentPreset, teacher: Mapping[str, Any],
                spec: AudioFrontendSpec | ImageFrontendSpec) -> Any:
     """The warm-start weights (``students.pretrained``), checked against this run."""
     if not cfg.init:

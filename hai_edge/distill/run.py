@@ -95,7 +95,7 @@ def _distill(cfg: DistillConfig) -> RunResult:
 
     tg = steps.targets_and_split(cfg, preset, run_dir, progress)
     spec = steps.student_spec(preset, tg.teacher)
-    init = steps.load_init(cfg, preset, tg.teacher, spec)
+    init = steps.warm_start(cfg, preset, tg.teacher, spec)
     feats = steps.features(spec, init, tg, run_dir, progress)
     spec = feats.spec
     setup = steps.train_setup(tg, feats, init)

@@ -4,8 +4,8 @@ The report compares embedders on the run's held-out rows (the clean view 0 of ev
 row-aligned with the teacher's store):
 
 - ``teacher``: the stored teacher targets (``run.json["targets"]["store"]``);
-- ``student-fp32``: the run's torch student (``DistillRun.student_model``) on the rows' model inputs, or the
-  bundle's FP32 model through the run-side engine when no torch model can be loaded;
+- ``student-fp32``: the run's torch student (``DistillRun.student_model``) on the rows' model
+  inputs, or the bundle's FP32 model through the run-side engine when no torch model can be loaded;
 - ``<format>-int8``: each INT8 model of the bundle, through :class:`hai_edge.runtime.Embedder`.
 
 Model inputs are rebuilt from the media exactly as distillation built them (``row_features``:

@@ -166,7 +166,8 @@ def _per_fitzpatrick(ph: _Photos, logits: np.ndarray) -> dict[str, Any]:
 
 def _evaluator(ph: _Photos, photos: list[np.ndarray], head: Any, seed: int, train_s: float
                ) -> Callable[[Any], dict[str, Any]]:
-    """``evaluate(teacher)``: held-out figures of the shipped teacher (head, probes, Fitzpatrick)."""
+    """``evaluate(teacher)``: held-out figures of the shipped teacher (head, probes,
+    Fitzpatrick)."""
     items, y, mal, is_held, tr = ph.items, ph.y, ph.mal, ph.is_held, ph.tr
 
     def evaluate(teacher: Any) -> dict[str, Any]:

@@ -347,6 +347,61 @@ def test_image_run_and_student_output(image_data, tmp_path) -> None:
         assert art.model(torch.from_numpy(x)).shape == (len(x), 24)
 
 
+def test_distill_run_reads_back_what_the_run_wrote(audio_run: Path, tmp_path: Path) -> None:
+    from hai_edge.distill.rundir import DistillRun
+
+    run = DistillRun.open(audio_run)
+    meta = json.loads((audio_run / "run.json").read_text())
+    split = json.loads((audio_run / "split.json").read_text())
+    assert dict(run.meta) == meta and run.status == "finished"
+    assert run.config == DistillConfig.from_dict(meta["config"])
+    assert run.config.label == "label" and run.config.subgroups == ("sex", "age")
+    assert run.spec.to_dict() == meta["preprocessing"]
+    assert run.teacher_info["id"] == "fake:conv-audio"
+    assert run.export_output.value == meta["embedding"]["exported"]
+    assert run.store_dir == Path(meta["targets"]["store"])
+    train, held = run.split_items()
+    assert [it.item_id for it in train] == split["train"]
+    assert [it.item_id for it in held] == split["heldout"]
+    art = load_run(audio_run)
+    x = student_inputs(art.spec, art.heldout_items[:1])
+    with torch.no_grad():
+        np.testing.assert_array_equal(run.student_model()(torch.from_numpy(x)).numpy(),
+                                      art.model(torch.from_numpy(x)).numpy())
+    hx, ht = run.heldout_with_targets()
+    assert hx.shape[0] == ht.shape[0] == meta["split"]["heldout_rows"]
+
+    # a copy whose store is gone: no held-out targets; whose media are gone: checked on request
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    gone = {**meta, "targets": {**meta["targets"], "store": str(tmp_path / "no-store")}}
+    (copy / "run.json").write_text(json.dumps(gone))
+    moved = {**split, "items": {i: {**d, "path": str(tmp_path / "gone.wav")}
+                                for i, d in split["items"].items()}}
+    (copy / "split.json").write_text(json.dumps(moved))
+    c = DistillRun.open(copy)
+    assert c.store_dir is None and c.heldout_with_targets() is None
+    assert len(c.split_items(check_media=False)[1]) == len(held)
+    with pytest.raises(HaiEdgeError, match="media files of the run are missing"):
+        c.split_items()
+    assert not c.has_student
+    with pytest.raises(HaiEdgeError, match="needs run.json and student.pt"):
+        load_run(copy)
+
+
+def test_distill_run_refuses_what_is_not_a_run(tmp_path: Path) -> None:
+    from hai_edge.distill.rundir import DistillRun
+
+    with pytest.raises(HaiEdgeError, match="no run.json"):
+        DistillRun.open(tmp_path)
+    (tmp_path / "run.json").write_text("{not json")
+    with pytest.raises(HaiEdgeError, match="cannot read"):
+        DistillRun.open(tmp_path)
+    (tmp_path / "run.json").write_text(json.dumps({"schema_version": 99}))
+    with pytest.raises(HaiEdgeError, match="schema_version 99"):
+        DistillRun.open(tmp_path)
+
+
 def test_bad_inputs_are_clear_errors(audio_data, tmp_path) -> None:
     with pytest.raises(HaiEdgeError, match="exactly one"):
         DistillConfig(data="x", student="t-audio", run_dir=str(tmp_path))

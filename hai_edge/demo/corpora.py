@@ -20,7 +20,7 @@ import soundfile as sf
 
 from hai_edge.fileio import atomic_write
 from hai_edge.corpus import load_corpus, split_by_group
-from hai_edge.teachers._train_reference_data import (
+from hai_edge.teachers.reference_data import (
     AUDIO_CLASSES,
     assign_synthetic_split,
     other_clips,

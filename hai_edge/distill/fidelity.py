@@ -28,12 +28,13 @@ __all__ = [
     "knn_overlap",
     "render_markdown",
     "subgroup_value",
+    "topk_neighbours",
 ]
 
 AGE_BANDS = ((0, 30), (30, 45), (45, 60), (60, 75), (75, 200))
 
 
-def _topk_neighbours(x: np.ndarray, k: int, chunk: int = 1024) -> np.ndarray:
+def topk_neighbours(x: np.ndarray, k: int, chunk: int = 1024) -> np.ndarray:
     """Indices [n, k] of each row's k most cosine-similar other rows (ties: lower index)."""
     x = np.asarray(x, dtype=np.float64)
     norm = np.linalg.norm(x, axis=1, keepdims=True)
@@ -52,7 +53,7 @@ def knn_overlap(student: np.ndarray, teacher: np.ndarray, k: int = 5) -> float:
     k = min(k, n - 1)
     if k < 1:
         return float("nan")
-    a, b = _topk_neighbours(student, k), _topk_neighbours(teacher, k)
+    a, b = topk_neighbours(student, k), topk_neighbours(teacher, k)
     return float(np.mean([len(set(a[i]) & set(b[i])) / k for i in range(n)]))
 
 

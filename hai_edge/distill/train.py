@@ -235,6 +235,109 @@ def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
         torch.save(payload, fh)
 
 
+@dataclasses.dataclass
+class _Loop:
+    """The optimisation state of one ``train`` call (what every epoch's steps share)."""
+
+    model: Any
+    setup: TrainSetup
+    cfg: Any
+    opt: Any
+    sched: Any
+    device: Any
+    n: int
+    bs: int
+    steps: int
+    drop_last: bool
+    aug: StudentAug
+    audio: bool
+    progress: Progress
+
+    def held_out_metrics(self) -> dict[str, float]:
+        pred = predict(self.model, self.setup.held_x, self.device)
+        return evaluate_cosines(pred, self.setup.held_t, self.setup.shift)
+
+
+def _make_loop(model: Any, setup: TrainSetup, cfg: Any, progress: Progress) -> _Loop:
+    """Model on its device, AdamW with warm-up + cosine schedule over all epochs' steps."""
+    import torch
+
+    device = torch.device(cfg.device)
+    model.to(device)
+    if model_is_4d(setup):
+        model.to(memory_format=torch.channels_last)
+    n = len(setup.train_x)
+    bs = max(1, min(cfg.batch_size, n))
+    drop_last = n > bs
+    steps = n // bs if drop_last else 1
+    total_steps = steps * cfg.epochs
+    opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, _lr_lambda(total_steps, max(1, min(steps, total_steps // 10))))
+    audio = len(setup.train_x.shape) == 4 and setup.train_x.shape[1] == 1
+    return _Loop(model, setup, cfg, opt, sched, device, n, bs, steps, drop_last,
+                 StudentAug(cfg.student_aug), audio, progress)
+
+
+def _resume(loop: _Loop, checkpoint: Path, fingerprint: str
+            ) -> tuple[TrainState, dict[str, Any]] | None:
+    """The checkpoint's state and best weights, restored into ``loop`` (model, optimizer,
+    scheduler, RNG); None without a checkpoint. A checkpoint of other settings is refused."""
+    import torch
+
+    if not checkpoint.is_file():
+        return None
+    ck = torch.load(checkpoint, map_location=loop.device, weights_only=False)
+    if ck.get("fingerprint") != fingerprint:
+        raise HaiEdgeError(
+            f"{checkpoint.parent}: holds a run with different settings (data, targets, "
+            f"student or training options); use another output directory or delete it")
+    loop.model.load_state_dict(ck["model"])
+    loop.opt.load_state_dict(ck["optimizer"])
+    loop.sched.load_state_dict(ck["scheduler"])
+    state = TrainState(**ck["state"])
+    torch.set_rng_state(ck["rng"]["torch"])
+    np.random.set_state(ck["rng"]["numpy"])
+    return state, ck["best_weights"]
+
+
+def _run_epoch(loop: _Loop, epoch: int) -> dict[str, float]:
+    """One epoch's optimiser steps in the (seed, epoch) batch order; the summed loss terms."""
+    import torch
+
+    cfg, setup = loop.cfg, loop.setup
+    loop.model.train()
+    g = torch.Generator().manual_seed(int(cfg.seed) * 1_000_003 + epoch)
+    perm = torch.randperm(loop.n, generator=g).numpy()
+    totals = {"loss": 0.0, "cos": 0.0, "mse": 0.0, "rel": 0.0}
+    for s in range(loop.steps):
+        idx = perm[s * loop.bs:(s + 1) * loop.bs] if loop.drop_last else perm
+        xb = _augment(_batch(setup.train_x, idx, setup.norm, loop.device), loop.aug, g,
+                      loop.audio)
+        zb = torch.from_numpy(np.ascontiguousarray(setup.train_z[idx])).to(loop.device)
+        loss, parts = _loss(loop.model(xb), zb, cfg.loss)
+        loop.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        loop.opt.step()
+        loop.sched.step()
+        totals["loss"] += float(loss.detach())
+        for k, v in parts.items():
+            totals[k] += v
+        loop.progress.step(f"epoch {epoch}/{cfg.epochs} loss {totals['loss'] / (s + 1):.4f}",
+                           s + 1, loop.steps)
+    return totals
+
+
+def _stop_reason(cfg: Any, epoch: int, state: TrainState) -> str:
+    if epoch - state.best_epoch >= cfg.patience:
+        return "early_stopping"
+    if epoch >= cfg.epochs:
+        return "completed"
+    if cfg.stop_after_epoch is not None and epoch >= cfg.stop_after_epoch:
+        return "stop_after_epoch"
+    return ""
+
+
 def train(
     model: Any,
     setup: TrainSetup,
@@ -253,54 +356,27 @@ def train(
     """
     import torch
 
-    progress = progress or Progress(False)
-    device = torch.device(cfg.device)
-    model.to(device)
-    if model_is_4d(setup):
-        model.to(memory_format=torch.channels_last)
-    n = len(setup.train_x)
-    bs = max(1, min(cfg.batch_size, n))
-    drop_last = n > bs
-    steps = n // bs if drop_last else 1
-    total_steps = steps * cfg.epochs
-    opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, _lr_lambda(total_steps, max(1, min(steps, total_steps // 10))))
+    loop = _make_loop(model, setup, cfg, progress or Progress(False))
+    progress = loop.progress
     state = TrainState()
     best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-    if checkpoint.is_file():
-        ck = torch.load(checkpoint, map_location=device, weights_only=False)
-        if ck.get("fingerprint") != fingerprint:
-            raise HaiEdgeError(
-                f"{checkpoint.parent}: holds a run with different settings (data, targets, "
-                f"student or training options); use another output directory or delete it")
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        state = TrainState(**ck["state"])
-        best_weights = ck["best_weights"]
-        torch.set_rng_state(ck["rng"]["torch"])
-        np.random.set_state(ck["rng"]["numpy"])
+    resumed = _resume(loop, checkpoint, fingerprint)
+    if resumed is not None:
+        state, best_weights = resumed
         if state.stopped in ("completed", "early_stopping"):
             return state, best_weights
         state.stopped = ""
         progress.line(f"resuming after epoch {state.epoch}/{cfg.epochs} "
                       f"(best held-out cosine {state.best_cosine:.4f} at epoch {state.best_epoch})")
 
-    def held_out_metrics() -> dict[str, float]:
-        pred = predict(model, setup.held_x, device)
-        return evaluate_cosines(pred, setup.held_t, setup.shift)
-
     if state.epoch == 0 and not state.history:
-        m = held_out_metrics()
+        m = loop.held_out_metrics()
         state.history.append({"epoch": 0, "loss": None, **m, "seconds": 0.0})
         state.best_cosine = m["cosine"]
         progress.line(f"epoch 0/{cfg.epochs}: held-out cosine {m['cosine']:.4f} "
                       f"centred {m['centred_cosine']:.4f} (untrained)")
 
-    audio = len(setup.train_x.shape) == 4 and setup.train_x.shape[1] == 1
-    aug = StudentAug(cfg.student_aug)
+    steps = loop.steps
     epoch_seconds: list[float] = [h["seconds"] for h in state.history if h["seconds"] > 0]
     while state.epoch < cfg.epochs:
         if deadline is not None and epoch_seconds:
@@ -309,31 +385,14 @@ def train(
                 break
         epoch = state.epoch + 1
         t0 = time.monotonic()
-        model.train()
-        g = torch.Generator().manual_seed(int(cfg.seed) * 1_000_003 + epoch)
-        perm = torch.randperm(n, generator=g).numpy()
-        totals = {"loss": 0.0, "cos": 0.0, "mse": 0.0, "rel": 0.0}
-        for s in range(steps):
-            idx = perm[s * bs:(s + 1) * bs] if drop_last else perm
-            xb = _augment(_batch(setup.train_x, idx, setup.norm, device), aug, g, audio)
-            zb = torch.from_numpy(np.ascontiguousarray(setup.train_z[idx])).to(device)
-            loss, parts = _loss(model(xb), zb, cfg.loss)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            totals["loss"] += float(loss.detach())
-            for k, v in parts.items():
-                totals[k] += v
-            progress.step(f"epoch {epoch}/{cfg.epochs} loss {totals['loss'] / (s + 1):.4f}",
-                          s + 1, steps)
-        m = held_out_metrics()
+        totals = _run_epoch(loop, epoch)
+        m = loop.held_out_metrics()
         seconds = time.monotonic() - t0
         epoch_seconds.append(seconds)
         state.epoch = epoch
         state.history.append({"epoch": epoch, "loss": totals["loss"] / steps,
                               **{f"loss_{k}": totals[k] / steps for k in ("cos", "mse", "rel")},
-                              **m, "lr": float(sched.get_last_lr()[0]), "seconds": seconds})
+                              **m, "lr": float(loop.sched.get_last_lr()[0]), "seconds": seconds})
         improved = m["cosine"] > state.best_cosine
         if improved:
             state.best_cosine, state.best_epoch = m["cosine"], epoch
@@ -341,17 +400,12 @@ def train(
         progress.line(f"epoch {epoch}/{cfg.epochs}: loss {totals['loss'] / steps:.4f} | held-out "
                       f"cosine {m['cosine']:.4f} centred {m['centred_cosine']:.4f}"
                       f"{' *' if improved else ''} ({seconds:.0f} s)")
-        if epoch - state.best_epoch >= cfg.patience:
-            state.stopped = "early_stopping"
-        elif epoch >= cfg.epochs:
-            state.stopped = "completed"
-        elif cfg.stop_after_epoch is not None and epoch >= cfg.stop_after_epoch:
-            state.stopped = "stop_after_epoch"
+        state.stopped = _stop_reason(cfg, epoch, state)
         _save_checkpoint(checkpoint, {
             "fingerprint": fingerprint,
             "model": model.state_dict(),
-            "optimizer": opt.state_dict(),
-            "scheduler": sched.state_dict(),
+            "optimizer": loop.opt.state_dict(),
+            "scheduler": loop.sched.state_dict(),
             "state": dataclasses.asdict(state),
             "best_weights": best_weights,
             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state()},

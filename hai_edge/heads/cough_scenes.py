@@ -86,7 +86,7 @@ def make_scenes(clips: Sequence[SceneClip], n_scenes: int, seed: int, *,
     Each slot is a cough clip with probability ``p_cough``, else a clip of one of the other
     classes (classes equally likely); segment peak levels -26..-10 dBFS over a noise bed at
     -70..-50 dBFS (white, pink or brown); gaps 0.6-2.5 s."""
-    from hai_edge.teachers._train_reference_data import coloured_noise
+    from hai_edge.teachers.reference_data import coloured_noise
 
     rng = np.random.default_rng([seed, 707])
     by_cls: dict[str, list[SceneClip]] = {}

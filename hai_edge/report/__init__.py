@@ -3,8 +3,9 @@ student keeps its teacher's promise: fidelity, downstream probe AUROC with group
 label efficiency, subgroups, speed and size.
 
 Modules: ``_collect`` (run, bundle, held-out embeddings), ``_stats`` (statistics), ``_build``
-(the numbers, as one JSON-able dict), ``_plots`` (inline SVG), ``_html`` (the page). Nothing
-heavy is imported with the package: matplotlib, scikit-learn and torch load when a report is made.
+(the numbers, as one JSON-able dict), ``_plots`` (inline SVG), ``_headline`` (the key figures),
+``_html`` (the page). Nothing heavy is imported with the package: matplotlib, scikit-learn and
+torch load when a report is made.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def make_report(target: str | None = None, *, run: str | None = None, bundle: st
     """Collect and compute every number of the report (the dict written as report.json)."""
     from hai_edge.report._build import build_report_data
     from hai_edge.report._collect import collect, load_benchmarks, resolve_sources
-    from hai_edge.report._html import headline
+    from hai_edge.report._headline import headline
 
     benches, replica = load_benchmarks(benchmarks)
     run_dir, b = resolve_sources(target, run, bundle)

@@ -4,8 +4,8 @@ The report compares embedders on the run's held-out rows (the clean view 0 of ev
 row-aligned with the teacher's store):
 
 - ``teacher``: the stored teacher targets (``run.json["targets"]["store"]``);
-- ``student-fp32``: the run's torch student (``load_run``) on the rows' model inputs, or the
-  bundle's FP32 model through the run-side engine when no torch model can be loaded;
+- ``student-fp32``: the run's torch student (``DistillRun.student_model``) on the rows' model
+  inputs, or the bundle's FP32 model through the run-side engine when no torch model can be loaded;
 - ``<format>-int8``: each INT8 model of the bundle, through :class:`hai_edge.runtime.Embedder`.
 
 Model inputs are rebuilt from the media exactly as distillation built them (``row_features``:
@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from hai_edge.bundle import sha256_file
+from hai_edge.distill.rundir import DistillRun
 from hai_edge.errors import HaiEdgeError, MissingDependencyError
 
 __all__ = [
@@ -226,15 +227,13 @@ def _row_inputs(spec: Any, rows: Mapping[str, np.ndarray], items: Mapping[str, A
     return out
 
 
-def _run_inputs(run_dir: Path, spec: Any, rows: Mapping[str, np.ndarray],
+def _run_inputs(run: DistillRun, spec: Any, rows: Mapping[str, np.ndarray],
                 items: Mapping[str, Any], say: Callable[[str], None]) -> np.ndarray:
-    """The run's held-out inputs as ``heldout_with_targets`` gives them (the run's feature cache,
-    the rows its own report and the export gate scored), checked row by row against the store;
-    rebuilt from the media when the cache does not line up."""
-    from hai_edge.distill.run import heldout_with_targets
-
+    """The run's held-out inputs as ``DistillRun.heldout_with_targets`` gives them (the run's
+    feature cache, the rows its own report and the export gate scored), checked row by row
+    against the store; rebuilt from the media when the cache does not line up."""
     say("loading the run's held-out inputs (its feature cache)")
-    got = heldout_with_targets(run_dir)
+    got = run.heldout_with_targets()
     if got is not None and got[1].shape == rows["vector"].shape and np.array_equal(
             got[1], np.asarray(rows["vector"], dtype=np.float32)):
         return np.array(got[0], dtype=np.float32)  # a writable copy of the memory map
@@ -267,6 +266,7 @@ def _bundle_model(bundle: Any, model_id: str, x: np.ndarray, threads: int | None
 class _Run:
     """What the report needs of a run (``load_run``'s fields; ``model`` None without torch)."""
 
+    distill_run: DistillRun
     model: Any
     spec: Any
     meta: dict[str, Any]
@@ -283,25 +283,17 @@ def _have_torch() -> bool:
 
 
 def _load_run(run_dir: Path) -> _Run:
-    """``load_run`` when torch is installed; otherwise run.json + split.json only (the FP32
-    student then comes from the bundle's FP32 model)."""
+    """The run's student, spec and items when torch is installed; otherwise run.json +
+    split.json only (the FP32 student then comes from the bundle's FP32 model)."""
+    run = DistillRun.open(run_dir)
     if _have_torch():
-        from hai_edge.distill.run import load_run
-
-        r = load_run(run_dir)
-        return _Run(r.model, r.spec, dict(r.meta), r.train_items, r.heldout_items)
-    from hai_edge.bundle.frontend import spec_from_dict
-    from hai_edge.distill.run import _split_items
-
-    meta = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-    split = json.loads((run_dir / "split.json").read_text(encoding="utf-8"))
-    by_id = _split_items(split, meta["data"])
-    missing = [i for i in (*split["train"], *split["heldout"]) if i not in by_id]
-    if missing:
-        raise HaiEdgeError(f"{run_dir}: {len(missing)} items of the run are no longer in "
-                           f"{meta['data']['path']} (e.g. {missing[0]!r})")
-    return _Run(None, spec_from_dict(meta["preprocessing"]), meta,
-                [by_id[i] for i in split["train"]], [by_id[i] for i in split["heldout"]])
+        if not run.has_student:
+            raise HaiEdgeError(f"{run_dir}: not a distillation run (needs run.json and "
+                               "student.pt)")
+        art = run.artifacts()
+        return _Run(run, art.model, art.spec, dict(art.meta), art.train_items, art.heldout_items)
+    train, heldout = run.split_items(check_media=False)
+    return _Run(run, None, run.spec, dict(run.meta), train, heldout)
 
 
 def _fp32_entry(bundle: Any) -> Any:
@@ -338,7 +330,7 @@ def collect(run_dir: Path | None, bundle: Any, *, labels: LabelTable | None = No
     rows, train_mean = _heldout_rows(meta, set(held_items),
                                      {it.item_id for it in run.train_items})
     row_items = [str(i) for i in rows["item_id"]]
-    x = _run_inputs(run_dir, run.spec, rows, held_items, say)
+    x = _run_inputs(run.distill_run, run.spec, rows, held_items, say)
     emb: dict[str, np.ndarray] = {TEACHER: np.asarray(rows["vector"], dtype=np.float64)}
     embedders = [EmbedderInfo(TEACHER, "Teacher", f"stored teacher targets "
                               f"({meta.get('teacher', {}).get('id', '?')})")]

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from hai_edge.distill.fidelity import _topk_neighbours, cosine_rows
+from hai_edge.distill.fidelity import cosine_rows, topk_neighbours
 from hai_edge.evaluation.probes import grouped_folds, probe_auroc
 
 __all__ = [
@@ -49,7 +49,7 @@ def knn_rows(a: np.ndarray, b: np.ndarray, k: int = 5) -> np.ndarray:
     k = min(k, n - 1)
     if k < 1:
         return np.full(n, np.nan)
-    na, nb = _topk_neighbours(a, k), _topk_neighbours(b, k)
+    na, nb = topk_neighbours(a, k), topk_neighbours(b, k)
     return np.array([len(set(na[i]) & set(nb[i])) / k for i in range(n)], dtype=np.float64)
 
 

@@ -39,8 +39,6 @@ class StudentInit:
 
 def load_init(source: str) -> StudentInit:
     """``RUN_DIR`` (run.json + student.pt) or ``pretrained:<preset>``."""
-    import torch
-
     if source.startswith("pretrained:"):
         name = source.split(":", 1)[1]
         folder = PRETRAINED_DIR / name
@@ -66,10 +64,12 @@ def load_init(source: str) -> StudentInit:
     if not meta_path.is_file() or not weights.is_file():
         raise HaiEdgeError(f"--init {source}: not a run directory (needs run.json and student.pt) "
                            "nor pretrained:<preset>")
-    meta = json.loads(meta_path.read_text())
-    ck = torch.load(weights, map_location="cpu", weights_only=True)
-    return StudentInit(source, ck["preset"], str((meta.get("teacher") or {}).get("id", "")),
-                       int(ck["teacher_dim"]), meta["preprocessing"],
+    from hai_edge.distill.rundir import DistillRun
+
+    run = DistillRun.open(root)
+    ck = run.student_checkpoint()
+    return StudentInit(source, ck["preset"], str(run.teacher_info.get("id", "")),
+                       int(ck["teacher_dim"]), run.meta["preprocessing"],
                        {k: v.float() for k, v in ck["state_dict"].items()}, sha256_file(weights))
 
 
@@ -81,7 +81,9 @@ def save_pretrained(run_dir: str | Path, dest: str | Path) -> Path:
     from hai_edge.fileio import atomic_write
 
     init = load_init(str(run_dir))
-    meta_run = json.loads((Path(run_dir) / "run.json").read_text())
+    from hai_edge.distill.rundir import DistillRun
+
+    meta_run = DistillRun.open(run_dir).meta
     out = Path(dest)
     out.mkdir(parents=True, exist_ok=True)
     state = {k: (v.half() if v.is_floating_point() else v).contiguous()

@@ -1,5 +1,7 @@
 """Data for ``train_reference``: the real corpora (decoded to 16 kHz once and cached), the
-synthetic speech (espeak-ng) and "other" sounds, window bookkeeping, and photo loading.
+synthetic speech (espeak-ng) and "other" sounds, window bookkeeping, and photo loading. Public:
+the demo corpora (``demo.corpora``) and cough scenes (``heads.cough_scenes``) reuse it, so they
+select, split and generate exactly what the reference teacher was trained on.
 
 Nothing here imports torch. Cached arrays live under the cache directory, never in the repository;
 every synthetic item is generated from the seed, so the same seed gives the same corpus.

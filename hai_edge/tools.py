@@ -23,7 +23,8 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-__all__ = ["env_override", "import_onnxruntime", "import_openvino", "no_openvino_telemetry",
+__all__ = ["VERBOSE_ENV", "env_override", "import_onnxruntime", "import_openvino",
+           "no_openvino_telemetry", "verbose",
            "openvino_telemetry_consent", "quiet"]
 
 
@@ -90,6 +91,14 @@ def import_onnxruntime() -> Any:
     return onnxruntime
 
 
+VERBOSE_ENV = "HAI_EDGE_VERBOSE"
+
+
+def verbose() -> bool:
+    """``--verbose`` (or ``HAI_EDGE_VERBOSE=1``): let third-party INFO lines and warnings through."""
+    return os.environ.get(VERBOSE_ENV, "") not in ("", "0")
+
+
 @contextlib.contextmanager
 def quiet(enabled: bool = True) -> Iterator[None]:
     """Silence converter chatter for the duration of one export, without a subprocess.
@@ -98,7 +107,7 @@ def quiet(enabled: bool = True) -> Iterator[None]:
     written straight to fds 1/2 (TFLite's flatbuffer exporter, absl, oneDNN) go to a temporary file
     that is replayed on stderr only if the export fails, so a failure still shows its diagnostics.
     """
-    if not enabled:
+    if not enabled or verbose():
         yield
         return
     loggers = [logging.getLogger(n) for n in ("torch", "torch.onnx", "torch.export", "absl", "jax")]

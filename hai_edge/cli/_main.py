@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run, distil, quantize and export health foundation encoders offline.",
     )
     p.add_argument("--version", action="version", version=f"hai-edge {__version__}")
+    p.add_argument("--verbose", action="store_true",
+                   help="show the engines' and converters' own INFO lines and warnings")
     p.add_argument("--trust", action="append", default=[], metavar="KEY.pub",
                    help="only load bundles signed by this public key (file or folder of .pub "
                         "files; repeatable; adds to $HAI_EDGE_TRUSTED_KEYS and the config folder)")
@@ -62,6 +64,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.trust:
         _trust(args.trust)
+    if args.verbose:
+        import os
+
+        from hai_edge.tools import VERBOSE_ENV
+
+        os.environ[VERBOSE_ENV] = "1"
     return run_command(args.func, args)
 
 

@@ -103,14 +103,17 @@ def _cmd_cough(args: argparse.Namespace) -> int:
         if not files:
             raise HaiEdgeError("no input files found")
         failures = 0
+        notices: list[str] = []  # text output: each notice once, after the results
         for path in files:
             try:
-                result = pipe.analyze_file(path)
+                result = pipe.analyze_path(path)
             except HaiEdgeError as exc:
                 failures += 1
                 err(str(exc))
                 continue
-            _emit(result, args)
+            _emit(result, args, notices)
+        for notice in notices:
+            print(f"notice: {notice}")
     return report_failures(failures, len(files))
 
 
@@ -144,7 +147,9 @@ def _cough_mic(args: argparse.Namespace, pipe: Any) -> int:
     return 0
 
 
-def _emit(result: Any, args: argparse.Namespace) -> None:
+def _emit(result: Any, args: argparse.Namespace, notices: list[str] | None = None) -> None:
+    """One result: a JSON line, or text lines; text notices go to ``notices`` (printed once by
+    the caller) or, without that list, right below the result."""
     if args.json:
         print(json.dumps(with_modality(result.to_dict(embeddings=args.windows), "audio")),
               flush=True)
@@ -157,5 +162,8 @@ def _emit(result: Any, args: argparse.Namespace) -> None:
     for s in result.scores.values():
         print(f"  {s.name}: {s.mean:.3f} (mean of {s.count} window(s), max {s.max:.3f}), "
               f"threshold {s.threshold:.3f} -> {s.label}")
-    for notice in result.notices:
-        print(f"  notice: {notice}")
+    if notices is None:
+        for notice in result.notices:
+            print(f"  notice: {notice}")
+    else:
+        notices += [n for n in result.notices if n not in notices]

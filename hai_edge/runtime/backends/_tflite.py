@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from hai_edge.errors import BackendError
+from hai_edge.tools import quiet
 from hai_edge.runtime.backends._base import dequantize_output, quantize_input
 from hai_edge.runtime.backends._onnxruntime import _first_line
 
@@ -37,8 +38,11 @@ class TfliteBackend:
     def __init__(self, path: Path, threads: int | None = None) -> None:
         Interpreter = _interpreter_class()
         try:
-            self._interp: Any = Interpreter(model_path=str(path), num_threads=int(threads or 1))
-            self._interp.allocate_tensors()
+            # LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate" on every load;
+            # quiet() keeps it (and replays it only if loading fails); --verbose shows it
+            with quiet():
+                self._interp: Any = Interpreter(model_path=str(path), num_threads=int(threads or 1))
+                self._interp.allocate_tensors()
         except Exception as exc:
             raise BackendError(f"TFLite could not load {path.name}: {_first_line(exc)}") from None
         self._in = {d["name"]: d for d in self._interp.get_input_details()}

@@ -182,3 +182,20 @@ def test_export_source_and_builder_import_without_torch() -> None:
                           timeout=60)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "[]", proc.stdout
+
+
+def test_reference_outputs_of_read_only_inputs_raise_no_warning() -> None:
+    """Feature caches are memmaps (read-only): torch must not warn about them during export."""
+    import warnings
+
+    import numpy as np
+
+    torch = pytest.importorskip("torch")
+    from hai_edge.export.steps import torch_outputs
+
+    x = np.ones((2, 3), np.float32)
+    x.setflags(write=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = torch_outputs(torch.nn.Linear(3, 2), x)
+    assert out.shape == (2, 2) and not x.flags.writeable

@@ -256,7 +256,7 @@ def _reference(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
     import torch
 
     with torch.no_grad():
-        out = model(torch.from_numpy(x))
+        out = model(torch.from_numpy(np.require(x, requirements=["C", "W"])))  # memmaps: read-only
     if not isinstance(out, torch.Tensor) or out.ndim != 2 or len(out) != len(x):
         raise HaiEdgeError("the model must return one tensor [N, dim]")
     return out.float().numpy()

@@ -89,7 +89,7 @@ def build_fp32_bundle(
     model.eval()
     try:
         with torch.no_grad():
-            out = model(torch.from_numpy(x))
+            out = model(torch.from_numpy(np.require(x, requirements=["C", "W"])))  # memmaps: read-only
         if not isinstance(out, torch.Tensor):
             raise TypeError(f"the model must return one tensor [N, dim], not {type(out).__name__}")
         ref = out.detach().cpu().float().numpy()

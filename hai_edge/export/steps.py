@@ -148,7 +148,7 @@ def torch_outputs(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
     import torch
 
     with torch.no_grad():
-        return model(torch.from_numpy(np.ascontiguousarray(x))).float().numpy()
+        return model(torch.from_numpy(np.require(x, requirements=["C", "W"]))).float().numpy()
 
 
 def model_entry(art: Artifact, precision: Precision, layout: str | None,

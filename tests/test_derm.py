@@ -133,7 +133,10 @@ def test_result_schema_is_exactly_the_contract(pipe, tmp_path) -> None:
     assert list(d["quality"]) == ["passed", "checks"]
     assert [c["name"] for c in d["quality"]["checks"]] == CHECK_NAMES
     for c in d["quality"]["checks"]:
-        assert list(c) == ["name", "score", "threshold", "flag", "reason"]
+        assert list(c) == ["name", "score", "threshold", "warns_when", "flag", "reason"]
+        bad_side = c["score"] < c["threshold"] if c["warns_when"] == "below" \
+            else c["score"] > c["threshold"]
+        assert (c["flag"] == "warn") == bad_side, c  # the direction says which side warns
         assert c["flag"] in ("pass", "warn") and (c["reason"] == "") == (c["flag"] == "pass")
     assert d["quality"]["passed"] is True  # a sharp, well-exposed skin-like photo
     assert len(d["embedding"]) == DIM and all(isinstance(v, float) for v in d["embedding"])

@@ -297,7 +297,10 @@ def test_no_input_device_is_a_one_line_error(monkeypatch, capsys, tmp_path) -> N
     assert main(["cough", "--mic", "-b", str(bundle), "--seconds", "1"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no audio input device found" in err
-    assert main(["cough", "--list-devices"]) == 2
+    capsys.readouterr()
+    assert main(["cough", "--list-devices"]) == 0  # listing none is an answer, not an error
+    listed = capsys.readouterr()
+    assert listed.out == "" and "no audio input devices" in listed.err
     monkeypatch.setattr(mic_mod, "import_sounddevice", lambda: FakeSD(devices=_devices()))
     assert main(["cough", "--list-devices"]) == 0
     assert "1: USB Mic (FakeAPI, 1 in, 48000 Hz)" in capsys.readouterr().out

@@ -74,10 +74,11 @@ def _cmd_cough(args: argparse.Namespace) -> int:
         from hai_edge.runtime.mic import list_input_devices
 
         devices = list_input_devices()
-        if not devices:
-            raise HaiEdgeError("no audio input device found (PortAudio lists none)")
         for d in devices:
             print(d)
+        if not devices:  # an answer, not an error: the list is empty
+            print("no audio input devices (connect a microphone; PortAudio lists none)",
+                  file=sys.stderr)
         return 0
     bundle, inputs = _pick_bundle(args)
     if args.mic and inputs:

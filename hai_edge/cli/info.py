@@ -46,7 +46,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
         print(f"teacher     {teacher.get('id', '?')} (licence {teacher.get('licence', '?')})")
     student = prov.get("student") or {}
     if student:
-        print(f"student     {student.get('arch', '?')}, {student.get('params', '?')} params")
+        print("student     " + _student_line(student))
     print(f"files       {len(m.files)} file(s), {total / 1e6:.2f} MB, sha256 verified")
     print(f"signature   {bundle.signature.describe() if bundle.signature else 'not checked'}")
     print("models:")
@@ -57,6 +57,17 @@ def _cmd_info(args: argparse.Namespace) -> int:
     for n in m.notices:
         print(f"notice      {n}")
     return 0
+
+
+def _student_line(student: dict[str, Any]) -> str:
+    """Name and size as exported (the model in the files), with the backbone alone beside it."""
+    name = student.get("name") or student.get("arch", "?")
+    exported, backbone = student.get("exported_params"), student.get("params")
+    if isinstance(exported, int):
+        extra = f" ({backbone:,} in the backbone, the rest projects to the teacher's size)" \
+            if isinstance(backbone, int) and backbone != exported else ""
+        return f"{name}, {exported:,} parameters as exported{extra}"
+    return f"{name}, {backbone:,} parameters" if isinstance(backbone, int) else str(name)
 
 
 def _model_lines(m: Any) -> list[str]:

@@ -92,10 +92,17 @@ class QualityCheck:
     def passed(self) -> bool:
         return self.flag is Flag.PASS
 
+    @property
+    def warns_when(self) -> str:
+        """Which side of the threshold warns: ``"below"`` (blur, darkness, size, skin) or
+        ``"above"`` (over-exposure, aspect ratio)."""
+        return "above" if self.name in (CheckName.EXPOSURE_OVER, CheckName.ASPECT_RATIO) \
+            else "below"
+
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name.value, "score": round(float(self.score), 4),
-                "threshold": round(float(self.threshold), 4), "flag": self.flag.value,
-                "reason": self.reason}
+                "threshold": round(float(self.threshold), 4), "warns_when": self.warns_when,
+                "flag": self.flag.value, "reason": self.reason}
 
 
 class Check(Protocol):

@@ -158,9 +158,9 @@ class VerifyReport:
         lines = [f"golden vectors: {self.n_items} item(s), bundle {self.bundle}"]
         for f in self.frontend:
             lines.append(f"  front end (item {f['item']}): max |diff| {f['frontend_max_abs_diff']:.3g} "
-                         f"(tol {f['tolerance']:.3g})  {'ok' if f['passed'] else 'FAILED'}")
-        lines.append(f"  {'model':<16} {'engine':<12} {'max|diff|':>10} {'tol':>9} {'min cos':>9} "
-                     f"{'tol':>8}  status")
+                         f"(allowed {f['tolerance']:.3g})  {'ok' if f['passed'] else 'FAILED'}")
+        lines.append(f"  {'model':<16} {'engine':<12} {'max|diff|':>10} {'allowed':>9} "
+                     f"{'min cos':>9} {'allowed':>8}  status")
         for m in self.models:
             if m.status == "skipped" or m.max_abs_diff is None:
                 lines.append(f"  {m.model:<16} {m.engine:<12} {'':>10} {'':>9} {'':>9} {'':>8}  "
@@ -169,6 +169,10 @@ class VerifyReport:
             lines.append(f"  {m.model:<16} {m.engine:<12} {m.max_abs_diff:>10.3g} "
                          f"{m.tol_max_abs:>9.3g} {m.min_cosine:>9.5f} {m.tol_min_cosine:>8.4f}  "
                          f"{m.status}")
+        lines.append("  max|diff|: largest difference of one embedding value from the outputs "
+                     "recorded at export; min cos: lowest cosine of one item. 'allowed' is the "
+                     "bundle's own tolerance, set at export from the INT8 rounding measured then "
+                     "(embedding values are unnormalised, so it can exceed 1).")
         return "\n".join(lines)
 
 

@@ -199,3 +199,22 @@ def test_reference_outputs_of_read_only_inputs_raise_no_warning() -> None:
         warnings.simplefilter("error")
         out = torch_outputs(torch.nn.Linear(3, 2), x)
     assert out.shape == (2, 2) and not x.flags.writeable
+
+
+def test_export_defaults_to_the_installed_exporters(capsys) -> None:
+    """After `pip install 'hai-edge[demo]'` (no TFLite exporter) `hai-edge export RUN` still
+    works: it exports what it can and says which format it skipped and how to add it."""
+    from hai_edge.cli.export import _installed_formats
+
+    class Fmt:
+        def __init__(self, ok: bool, extra: str) -> None:
+            self.ok, self.extra = ok, extra
+
+        def is_available(self) -> bool:
+            return self.ok
+
+    got = _installed_formats({"onnx": Fmt(True, "build"), "openvino": Fmt(True, "build"),
+                              "tflite": Fmt(False, "export")})
+    assert got == ("onnx", "openvino")
+    err = capsys.readouterr().err
+    assert "skipping tflite" in err and "hai-edge[export]" in err

@@ -57,6 +57,16 @@ def _command_line(args: argparse.Namespace) -> str:
     return " ".join(parts)
 
 
+def _installed_formats(formats: Any) -> tuple[str, ...]:
+    """Default formats: every one whose exporter is installed (the others are named once)."""
+    ready = tuple(name for name, fmt in formats.items() if fmt.is_available())
+    for name, fmt in formats.items():
+        if name not in ready:
+            _say(f"skipping {name}: its exporter is not installed (pip install "
+                 f"'hai-edge[{fmt.extra}]')")
+    return ready or tuple(formats)  # none at all: the first export says what to install
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from hai_edge.quantize.config import QuantConfig
     from hai_edge.quantize.gates import GateThresholds
@@ -75,9 +85,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
         from hai_edge.devices.profiles import load_profile
 
         profile = load_profile(args.device)
-    formats = tuple(f.strip().lower() for f in args.formats.split(",") if f.strip()) \
-        if args.formats else (profile.formats() if profile else ("onnx", "openvino", "tflite"))
     from hai_edge.export.formats import FORMATS
+
+    formats = tuple(f.strip().lower() for f in args.formats.split(",") if f.strip()) \
+        if args.formats else (profile.formats() if profile else _installed_formats(FORMATS))
 
     bad = [f for f in formats if f not in FORMATS]
     if bad:
@@ -131,8 +142,9 @@ def register(subparsers: Any) -> None:
                    help="a `hai-edge distill` run directory, a .pt2 torch.export program or a "
                         ".pt checkpoint (see the module docs)")
     e.add_argument("-o", "--output", required=True, help="bundle directory to write")
-    e.add_argument("--formats", help="comma-separated: onnx,openvino,tflite (default: all, or "
-                                     "the --device profile's)")
+    e.add_argument("--formats", help="comma-separated: onnx,openvino,tflite (default: every "
+                                     "format whose exporter is installed, or the --device "
+                                     "profile's)")
     e.add_argument("--precision", choices=("int8", "fp32", "both"), default="both",
                    help="which models to export (default: both)")
     e.add_argument("--calib", metavar="DIR_OR_CSV",

@@ -86,7 +86,8 @@ def get_backend(fmt: ModelFormat | str) -> QuantBackend:
     fmt = ModelFormat(fmt)
     for module, dist in _REQUIRES[fmt]:
         if importlib.util.find_spec(module) is None:
-            raise MissingDependencyError(f"INT8 quantization to {fmt.value}", "export", dist)
+            extra = "export" if fmt is ModelFormat.TFLITE else "build"
+            raise MissingDependencyError(f"INT8 quantization to {fmt.value}", extra, dist)
     module_name, cls_name = QUANT_BACKENDS[fmt].split(":")
     module = importlib.import_module(module_name, package=__package__)
     return getattr(module, cls_name)()

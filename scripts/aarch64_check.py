@@ -19,7 +19,7 @@ On both sides and for every engine, the same driver (this file, ``--driver``) ru
 profile refuses an engine it excludes (exit 2, one line), and embeds a fixed set of generated
 audio files and photos plus two demo files; the host then compares the embeddings per engine
 (max abs diff, cosine). Exit 0 when onnxruntime and LiteRT verify every bundle on every emulated
-CPU, and OpenVINO either verifies or is refused by every ARM profile.
+CPU, and OpenVINO either verifies too or is refused by every ARM profile (exit 2, one line).
 
 Needs root only to install qemu-user-static + debootstrap when they are missing (``.ci/run``
 installs them), network to PyPI and the Debian mirror apt uses, ~1 GB of disk.
@@ -96,8 +96,29 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def drive(engine: str, out_path: Path, media: Path, items: int | None) -> None:
-    """Verify + embed with one engine; one JSON line per result, flushed (a crash keeps the rest)."""
+def _exec_graph(bundle: str) -> dict[str, int]:
+    """OpenVINO's runtime precision per convolution (exec graph), with the backend's config:
+    shows which int8 convolutions the CPU plugin runs in f16/f32 instead."""
+    from collections import Counter
+
+    from hai_edge.bundle import Bundle
+    from hai_edge.runtime.backends import openvino_config
+    from hai_edge.tools import import_openvino
+
+    ov = import_openvino()
+    b = Bundle.load(bundle)
+    entry = next(m for m in b.manifest.models if m.format.value == "openvino")
+    compiled = ov.Core().compile_model(str(b.path_of(entry.main_file)), "CPU", openvino_config(1))
+    return dict(Counter(
+        f"Convolution:{op.get_rt_info()['runtimePrecision'].astype(str)}"
+        for op in compiled.get_runtime_model().get_ordered_ops()
+        if op.get_rt_info()["layerType"].astype(str) == "Convolution"))
+
+
+def drive(engine: str, out_path: Path, media: Path, items: int | None,
+          exec_graph: bool = False) -> None:
+    """Verify + embed with one engine; one JSON line per result, flushed: a crash keeps what
+    came before it."""
     import numpy as np
 
     from hai_edge.bundle import Bundle, builtin_bundles
@@ -123,6 +144,8 @@ def drive(engine: str, out_path: Path, media: Path, items: int | None) -> None:
                     rc, _, err = _run_cli(["verify", name, "--device", prof.id, "-e", engine])
                     emit({"kind": "refusal", "bundle": name, "profile": prof.id, "rc": rc,
                           "stderr": err.strip()})
+            if exec_graph and engine == "openvino":
+                emit({"kind": "exec_graph", "bundle": name, "convolutions": _exec_graph(name)})
             audio = Bundle.load(name).manifest.modality.value == "audio"
             mine = [f for f in files if f.suffix in (AUDIO_EXT if audio else IMAGE_EXT)][:items]
             t0 = time.perf_counter()
@@ -247,8 +270,8 @@ def install_site(work: Path, logs: Path, versions: dict[str, str]) -> Path:
 
 
 def _drive_cmd(python: Sequence[str], out: Path, engine: str, media: Path,
-               items: int | None) -> list[str]:
-    extra = ["--items", str(items)] if items else []
+               items: int | None, exec_graph: bool = False) -> list[str]:
+    extra = (["--items", str(items)] if items else []) + (["--exec-graph"] if exec_graph else [])
     return [*python, str(Path(__file__).resolve()), "--driver", engine, "--out", str(out),
             "--media", str(media), *extra]
 
@@ -285,7 +308,8 @@ def compare(ref: dict[str, Any], arm: dict[str, Any], bundle: str) -> dict[str, 
         row["verify"] = f"not run ({arm['ended']})"
     else:
         ran = [m for m in (ver["report"] or {}).get("models", []) if m["status"] != "skipped"]
-        row["verify"] = ("passed" if ver["rc"] == 0 else "failed") if ran or ver["rc"] else "skipped"
+        status = "passed" if ver["rc"] == 0 else "failed"
+        row["verify"] = status if ran or ver["rc"] else "skipped"
         row["verify_note"] = ver["stderr"].splitlines()[-1][:200] if ver["stderr"] else ""
         if ran:
             row["golden_max_abs"] = max(m["max_abs_diff"] or 0.0 for m in ran)
@@ -295,7 +319,7 @@ def compare(ref: dict[str, Any], arm: dict[str, Any], bundle: str) -> dict[str, 
                        if r["kind"] == "refusal" and r["bundle"] == bundle]
     x, y = _vectors(ref["records"]), _vectors(arm["records"])
     keys = [k for k in x if k[0] == bundle]
-    diffs, coss, missing = [], [], []
+    diffs, coss, missing, per_file = [], [], [], {}
     for k in keys:
         if k not in y or y[k].shape != x[k].shape or not np.all(np.isfinite(y[k])):
             missing.append(k[1])
@@ -304,8 +328,12 @@ def compare(ref: dict[str, Any], arm: dict[str, Any], bundle: str) -> dict[str, 
         diffs.append(float(np.max(np.abs(a - b))))
         coss.append(float(np.min(np.sum(a * b, 1) / (np.linalg.norm(a, axis=1) *
                                                      np.linalg.norm(b, axis=1) + 1e-300))))
-    row.update(n_files=len(keys), embed_missing=missing,
-               embed_max_abs=max(diffs) if diffs else None, embed_min_cos=min(coss) if coss else None)
+        per_file[k[1]] = {"max_abs": diffs[-1], "min_cos": coss[-1]}
+    row["exec_graph"] = next((r["convolutions"] for r in arm["records"]
+                              if r["kind"] == "exec_graph" and r["bundle"] == bundle), None)
+    row.update(n_files=len(keys), embed_missing=missing, per_file=per_file,
+               embed_max_abs=max(diffs) if diffs else None,
+               embed_min_cos=min(coss) if coss else None)
     return row
 
 
@@ -326,7 +354,8 @@ def _acceptable(engine: str, rows: list[dict[str, Any]]) -> tuple[bool, str]:
 
 
 def run_check(work: Path, cpus: Sequence[str] = CPUS, engines: Sequence[str] = ENGINES,
-              a72_items: int | None = None, jobs: int = 2) -> dict[str, Any]:
+              a72_items: int | None = None, jobs: int = 2,
+              exec_graph: bool = False) -> dict[str, Any]:
     """Build the emulated environment under ``work``, run both sides, compare."""
     logs = work / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -354,13 +383,14 @@ def run_check(work: Path, cpus: Sequence[str] = CPUS, engines: Sequence[str] = E
     for cpu in cpus:
         py = [qemu, "-cpu", cpu, "-L", str(roots[cpu]), str(roots[cpu] / "usr/bin/python3.11")]
         items = a72_items if cpu == "cortex-a72" else None
-        for engine in engines:
+        for engine in sorted(engines, key=lambda e: e != "openvino"):  # slowest first
             out = work / f"{cpu}_{engine}.jsonl"
-            jobs_list.append((cpu, engine, _drive_cmd(py, out, engine, media, items),
+            jobs_list.append((cpu, engine, _drive_cmd(py, out, engine, media, items, exec_graph),
                               {**base_env, "PYTHONPATH": str(site)}, out))
     t = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(max(1, jobs)) as pool:
-        futs = {(c, e): pool.submit(_launch, cmd, env, out, 1200) for c, e, cmd, env, out in jobs_list}
+        futs = {(c, e): pool.submit(_launch, cmd, env, out, 1200)
+                for c, e, cmd, env, out in jobs_list}
         runs = {k: f.result() for k, f in futs.items()}
     timings["runs_s"] = time.perf_counter() - t
     result: dict[str, Any] = {"cpus": list(cpus), "engines": engines, "host_versions": host,
@@ -430,6 +460,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--media", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--items", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--exec-graph", action="store_true",
+                    help="also record OpenVINO's runtime precision per convolution on aarch64")
     ap.add_argument("--cpus", default=",".join(CPUS), help="emulated CPUs (default %(default)s)")
     ap.add_argument("--engines", default=",".join(ENGINES), help="default %(default)s")
     ap.add_argument("--a72-items", type=int, default=None,
@@ -441,7 +473,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--markdown", type=Path, help="write the result table as Markdown")
     args = ap.parse_args(argv)
     if args.driver:
-        drive(args.driver, args.out, args.media, args.items)
+        drive(args.driver, args.out, args.media, args.items, args.exec_graph)
         return 0
     why = _preflight()
     if why:
@@ -451,7 +483,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     t0 = time.perf_counter()
     try:
         res = run_check(work, [c for c in args.cpus.split(",") if c],
-                        [e for e in args.engines.split(",") if e], args.a72_items, args.jobs)
+                        [e for e in args.engines.split(",") if e], args.a72_items, args.jobs,
+                        args.exec_graph)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -209,7 +209,8 @@ class DeviceProfile:
                    excluded_engines=excluded)
 
 
-def _verified_on(raw: Any, fail: Callable[[str], ProfileError]) -> dict[str, tuple[VerifiedOn, ...]]:
+def _verified_on(raw: Any, fail: Callable[[str], ProfileError]
+                 ) -> dict[str, tuple[VerifiedOn, ...]]:
     """``{"engine": [{"arch", "cpu", "emulated"}, ...]}`` validated."""
     if not isinstance(raw, dict):
         raise fail("verified_on must be an object: engine -> list of {arch, cpu, emulated}")

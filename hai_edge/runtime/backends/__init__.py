@@ -5,6 +5,7 @@ from __future__ import annotations
 from hai_edge.bundle import Bundle, ModelEntry, ModelFormat, Precision
 from hai_edge.errors import BundleError, MissingDependencyError
 from hai_edge.runtime.backends._base import Backend, BackendInfo, MockBackend
+from hai_edge.runtime.backends._openvino import openvino_config
 
 __all__ = [
     "BACKENDS",
@@ -13,6 +14,7 @@ __all__ = [
     "MockBackend",
     "available_backends",
     "open_model",
+    "openvino_config",
     "select_model",
 ]
 

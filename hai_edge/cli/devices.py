@@ -28,6 +28,7 @@ def _cmd_devices(args: argparse.Namespace) -> int:
               f"{p.latency_budget_ms['photo']:>8.0f}  {p.memory_budget_mb:>6.0f}  "
               f"{p.quant_preset:<22}  {pref}")
         print(f"{'':<{w}}  {p.title}")
+        print(f"{'':<{w}}  {p.verification_summary()}")
     return 0
 
 

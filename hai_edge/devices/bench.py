@@ -49,9 +49,12 @@ class BenchResult:
     latency_ok: bool | None = None
     memory_ok: bool | None = None
     error: str = ""
+    excluded: str = ""  # the profile's one-line reason when it excludes this engine
 
     @property
     def status(self) -> str:
+        if self.excluded:
+            return "EXCLUDED"
         if self.error:
             return "ERROR"
         if self.latency_ok is None:
@@ -147,12 +150,22 @@ def run_benchmark(bundle: Bundle, profile: DeviceProfile | None = None, *, runs:
             raise HaiEdgeError(f"bundle has no model(s) {sorted(unknown)}")
         entries = [e for e in entries if e.id in wanted]
     results = []
+    engine_of = {e.id: next(b for b in BACKENDS.values() if b.format is e.format).name
+                 for e in entries}
+    if profile is not None and models:  # the user forced these models: refuse, do not skip
+        for e in entries:
+            profile.require_engine(engine_of[e.id])
     for entry in entries:
         info = next(b for b in BACKENDS.values() if b.format is entry.format)
         size = sum(bundle.manifest.files[f].size for f in entry.files) / 1e6
         base = dict(model=entry.id, format=entry.format.value, precision=entry.precision.value,
                     engine=info.name, size_mb=size, fidelity=_fidelity_text(entry),
                     preferred_rank=ranks.get(entry.id))
+        excluded = profile.exclusion(info.name) if profile is not None else None
+        if excluded:
+            results.append(BenchResult(**base, threads=(), p50_ms=(), p95_ms=(), load_ms=0.0,
+                                       peak_rss_mb=0.0, excluded=excluded))
+            continue
         if not info.is_available():
             results.append(BenchResult(**base, threads=(), p50_ms=(), p95_ms=(), load_ms=0.0,
                                        peak_rss_mb=0.0, error=f"needs hai-edge[{info.extra}]"))
@@ -209,6 +222,6 @@ def render_table(bundle: Bundle, results: Sequence[BenchResult],
     lines = head + ["  ".join(c.ljust(w) for c, w in zip(cols, widths))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in rows]
     for r in results:
-        if r.error:
-            lines.append(f"{r.model}: {r.error}")
+        if r.excluded or r.error:
+            lines.append(f"{r.model}: {r.excluded or r.error}")
     return "\n".join(lines)

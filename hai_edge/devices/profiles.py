@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,8 @@ __all__ = [
     "QUANT_PRESETS",
     "DeviceProfile",
     "EngineChoice",
+    "EngineExcludedError",
+    "VerifiedOn",
     "load_profile",
     "load_profiles",
 ]
@@ -44,6 +46,29 @@ _ENGINE_FORMAT = {"onnxruntime": ModelFormat.ONNX, "openvino": ModelFormat.OPENV
 
 class ProfileError(HaiEdgeError):
     """A device profile file is malformed."""
+
+
+class EngineExcludedError(HaiEdgeError):
+    """The user forced an engine that the device profile excludes (e.g. OpenVINO on ARM)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class VerifiedOn:
+    """Where the built-in bundles passed ``hai-edge verify`` with one engine (data, not prose):
+    ``arch`` as ``platform.machine()`` says it, the CPU model when it matters (``cortex-a72``:
+    no dotprod), and whether the CPU was emulated (qemu user mode, scripts/aarch64_check.py)."""
+
+    arch: str
+    cpu: str = ""
+    emulated: bool = False
+
+    @property
+    def label(self) -> str:
+        extra = ", ".join(x for x in (self.cpu, "emulated" if self.emulated else "") if x)
+        return f"{self.arch} ({extra})" if extra else self.arch
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"arch": self.arch, "cpu": self.cpu, "emulated": self.emulated}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +98,10 @@ class DeviceProfile:
     quant_preset: str
     host_slowdown: float = 1.0
     notes: str = ""
+    # engine -> where the built-in bundles were verified with it
+    verified_on: Mapping[str, tuple[VerifiedOn, ...]] = dataclasses.field(default_factory=dict)
+    # engine -> why it must not be used on this device (one line)
+    excluded_engines: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def budget_for(self, modality: str) -> float:
         return float(self.latency_budget_ms["audio_window" if modality == "audio" else "photo"])
@@ -81,12 +110,38 @@ class DeviceProfile:
         """Formats in preference order, each once (the export's default ``--formats``)."""
         return tuple(dict.fromkeys(c.format.value for c in self.preferred))
 
+    def verification_summary(self) -> str:
+        """One line for ``hai-edge devices``: per engine where the built-in bundles were
+        verified, then the engines this device excludes."""
+        groups: dict[tuple[VerifiedOn, ...], list[str]] = {}
+        for engine, where in self.verified_on.items():
+            groups.setdefault(where, []).append(engine)
+        parts = [f"{', '.join(es)} on {', '.join(v.label for v in vs) or 'nothing yet'}"
+                 for vs, es in groups.items()]
+        text = "verified: " + ("; ".join(parts) or "-")
+        if self.excluded_engines:
+            text += f"; excluded: {', '.join(self.excluded_engines)}"
+        return text
+
+    def exclusion(self, engine: str) -> str | None:
+        """One line saying why ``engine`` is excluded on this device, or None."""
+        why = self.excluded_engines.get(engine)
+        return None if why is None else f"device profile {self.id} excludes {engine}: {why}"
+
+    def require_engine(self, engine: str) -> None:
+        """Raise :class:`EngineExcludedError` (exit 2, one line) when ``engine`` is excluded."""
+        line = self.exclusion(engine)
+        if line is not None:
+            raise EngineExcludedError(line)
+
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "title": self.title, "isa": list(self.isa),
                 "preferred": [c.to_dict() for c in self.preferred], "threads": self.threads,
                 "latency_budget_ms": dict(self.latency_budget_ms),
                 "memory_budget_mb": self.memory_budget_mb, "quant_preset": self.quant_preset,
-                "host_slowdown": self.host_slowdown, "notes": self.notes}
+                "host_slowdown": self.host_slowdown, "notes": self.notes,
+                "verified_on": {e: [v.to_dict() for v in vs] for e, vs in self.verified_on.items()},
+                "excluded_engines": dict(self.excluded_engines)}
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "profile") -> DeviceProfile:
@@ -142,10 +197,52 @@ class DeviceProfile:
         isa = d["isa"]
         if not isinstance(isa, list) or not all(isinstance(s, str) for s in isa):
             raise fail("isa must be a list of strings")
+        excluded = _excluded(d.get("excluded_engines", {}), fail)
+        clash = sorted({c.engine for c in choices} & set(excluded))
+        if clash:
+            raise fail(f"engine(s) {clash} are both preferred and excluded")
         return cls(id=d["id"], title=str(d["title"]), isa=tuple(isa), preferred=tuple(choices),
                    threads=threads, latency_budget_ms={k: float(v) for k, v in budgets.items()},
                    memory_budget_mb=float(mem), quant_preset=d["quant_preset"],
-                   host_slowdown=float(slow), notes=str(d.get("notes", "")))
+                   host_slowdown=float(slow), notes=str(d.get("notes", "")),
+                   verified_on=_verified_on(d.get("verified_on", {}), fail),
+                   excluded_engines=excluded)
+
+
+def _verified_on(raw: Any, fail: Callable[[str], ProfileError]
+                 ) -> dict[str, tuple[VerifiedOn, ...]]:
+    """``{"engine": [{"arch", "cpu", "emulated"}, ...]}`` validated."""
+    if not isinstance(raw, dict):
+        raise fail("verified_on must be an object: engine -> list of {arch, cpu, emulated}")
+    out = {}
+    for engine, entries in raw.items():
+        if engine not in _ENGINE_FORMAT:
+            raise fail(f"verified_on: engine {engine!r} is not one of {'|'.join(_ENGINE_FORMAT)}")
+        if not isinstance(entries, list):
+            raise fail(f"verified_on.{engine} must be a list")
+        items = []
+        for e in entries:
+            if (not isinstance(e, dict) or set(e) - {"arch", "cpu", "emulated"}
+                    or not isinstance(e.get("arch"), str) or not e["arch"]
+                    or not isinstance(e.get("cpu", ""), str)
+                    or not isinstance(e.get("emulated", False), bool)):
+                raise fail(f"verified_on.{engine}: each entry is {{arch, cpu, emulated}}")
+            items.append(VerifiedOn(e["arch"], e.get("cpu", ""), e.get("emulated", False)))
+        out[engine] = tuple(items)
+    return out
+
+
+def _excluded(raw: Any, fail: Callable[[str], ProfileError]) -> dict[str, str]:
+    """``{"engine": "one-line reason"}`` validated."""
+    if not isinstance(raw, dict):
+        raise fail("excluded_engines must be an object: engine -> reason")
+    for engine, why in raw.items():
+        if engine not in _ENGINE_FORMAT:
+            raise fail(f"excluded_engines: engine {engine!r} is not one of "
+                       f"{'|'.join(_ENGINE_FORMAT)}")
+        if not isinstance(why, str) or not why.strip() or "\n" in why:
+            raise fail(f"excluded_engines.{engine} must be a one-line reason")
+    return dict(raw)
 
 
 def _read(path: Path) -> DeviceProfile:

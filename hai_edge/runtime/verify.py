@@ -185,9 +185,12 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where((na == 0) & (nb == 0), 1.0, np.nan_to_num(c, nan=0.0))
 
 
-def verify_bundle(bundle: Bundle, backend: str | None = None, threads: int | None = 1
-                  ) -> VerifyReport:
-    """Run the golden vectors through every model on every installed engine (or ``backend``)."""
+def verify_bundle(bundle: Bundle, backend: str | None = None, threads: int | None = 1,
+                  exclude: Mapping[str, str] | None = None) -> VerifyReport:
+    """Run the golden vectors through every model on every installed engine (or ``backend``).
+
+    ``exclude`` (engine -> one-line reason, from a device profile) skips engines that must not
+    run on the target device, e.g. OpenVINO on ARM: never opened, reported as skipped."""
     from hai_edge.runtime.backends import BACKENDS, _backend_info
 
     doc = load_golden(bundle)
@@ -207,6 +210,9 @@ def verify_bundle(bundle: Bundle, backend: str | None = None, threads: int | Non
             if not info.is_available():
                 checks.append(ModelCheck(entry.id, info.name, "skipped",
                                          note=f"needs hai-edge[{info.extra}]"))
+                continue
+            if exclude and info.name in exclude:
+                checks.append(ModelCheck(entry.id, info.name, "skipped", note=exclude[info.name]))
                 continue
             checks.append(_check_model(bundle, entry, info, x, exp, threads))
     if want is not None and not checks:

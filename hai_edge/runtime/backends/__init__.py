@@ -11,6 +11,7 @@ from hai_edge.runtime.backends._base import (
     dequantize_output,
     quantize_input,
 )
+from hai_edge.runtime.backends._openvino import openvino_config
 
 __all__ = [
     "BACKENDS",
@@ -21,6 +22,7 @@ __all__ = [
     "dequantize_output",
     "open_model",
     "quantize_input",
+    "openvino_config",
     "select_model",
 ]
 

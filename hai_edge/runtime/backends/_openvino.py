@@ -1,5 +1,11 @@
 """OpenVINO engine: f32 inference precision (the CPU default may be bf16), latency hint.
 
+On Arm (aarch64) the CPU plugin's low-precision transformations are switched off
+(``LP_TRANSFORMS_MODE``): with them, OpenVINO 2026.4 runs some int8 convolutions of the built-in
+bundles in f16 (golden cosine 0.994-0.997 on Cortex-A76) and returns an empty output on
+Cortex-A72. Without them the int8 model's quantize/dequantize steps run in f32, which passes the
+golden vectors on both (cosine >= 0.99995; docs/devices.md, scripts/aarch64_check.py).
+
 ``import openvino`` sends a telemetry event unless declined: the import happens inside
 ``hai_edge.tools.no_openvino_telemetry`` so nothing is sent or written to the home directory.
 """
@@ -15,7 +21,21 @@ import numpy as np
 from hai_edge.errors import BackendError
 from hai_edge.runtime.backends._onnxruntime import _first_line
 
-__all__ = ["OpenVinoBackend", "open_openvino"]
+__all__ = ["OpenVinoBackend", "open_openvino", "openvino_config"]
+
+_ARM = ("aarch64", "arm64")
+
+
+def openvino_config(threads: int | None = None, machine: str | None = None) -> dict[str, Any]:
+    """The CPU plugin configuration for this machine (``machine``: ``platform.machine()``)."""
+    import platform
+
+    config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+    if (machine or platform.machine()).lower() in _ARM:
+        config["LP_TRANSFORMS_MODE"] = False
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = int(threads)
+    return config
 
 
 class OpenVinoBackend:
@@ -27,14 +47,16 @@ class OpenVinoBackend:
         ov = import_openvino()
 
         core = ov.Core()
-        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
-        if threads:
-            config["INFERENCE_NUM_THREADS"] = int(threads)
+        config = openvino_config(threads)
         try:
             model = core.read_model(str(path))
             self._compiled: Any = core.compile_model(model, "CPU", config)
         except Exception as exc:
-            raise BackendError(f"OpenVINO could not load {path.name}: {_first_line(exc)}") from None
+            why = _first_line(exc)
+            if "LP_TRANSFORMS_MODE" in config and "LP_TRANSFORMS_MODE" in why:
+                why = (f"this OpenVINO ({ov.__version__}) cannot switch off its int8 fallback on "
+                       f"Arm (LP_TRANSFORMS_MODE); use tflite or onnxruntime")
+            raise BackendError(f"OpenVINO could not load {path.name}: {why}") from None
         self._request = self._compiled.create_infer_request()
         self._inputs = {p.get_any_name(): p for p in self._compiled.inputs}
         self._outputs = [(p.get_any_name(), p) for p in self._compiled.outputs]

@@ -64,7 +64,7 @@ class Verifier:
         z = [self.emb.embed_inputs(window_features(
             verification_window(audio, audio.size, c.end_s, self.after_s, self.spec)[None],
             self.spec))[0] for c in cands]
-        return cands, np.asarray(z).reshape(len(cands), -1)
+        return cands, (np.asarray(z) if z else np.zeros((0, 1), dtype=np.float32))
 
 
 def _kept(head: Any, z: np.ndarray) -> np.ndarray:
@@ -164,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache", type=Path, default=Path("/tmp/hai-detector-cache"))
     p.add_argument("--scenes", type=int, default=60)
     p.add_argument("--train", action="store_true", help="retrain the head on the training split")
+    p.add_argument("--head", type=Path, help="also evaluate this detector head file")
     p.add_argument("--install", type=Path, help="write bundle + retrained detector here")
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
@@ -187,9 +188,15 @@ def main(argv: list[str] | None = None) -> int:
         train = [c for c in clips if not c.held_out
                  and not (c.source == "fsdd" and stable_unit(c.item_id) < 0.5)]
         new = train_real_detector(bundle, train, after_s=after_s, cache=args.cache)
+        new.save(args.cache / "cough-detector.json")
+        print(f"saved {args.cache / 'cough-detector.json'}", file=sys.stderr, flush=True)
         heads["retrained on real negatives"] = new
         if args.install:
             install(bundle, new, args.install)
+    if args.head:
+        from hai_edge.runtime.heads import load_head_file
+
+        heads[f"head {args.head.name}"] = load_head_file(args.head)
     with Embedder(bundle, None, threads=1, batch_size=1) as emb:
         ver = Verifier(emb, after_s)
         res_clips = eval_clips(held, ver, heads)

@@ -16,8 +16,10 @@ that turns ``z`` into a probability: ``platt`` (``sigmoid(a * z + b)``, a > 0), 
 non-decreasing), flat beyond the ends) or ``none`` (``sigmoid(z)``). ``threshold`` applies to the
 calibrated probability; for audio it is chosen on the recording score (mean of the window
 probabilities, see ``hai-edge probe train``). Manifest entry and file must agree, so neither can be
-edited alone. Entries with ``"role": "detector"`` are event detectors, not heads (see
-``hai_edge.runtime.events``). Numpy only.
+edited alone. An optional ``"ood"`` object (the file: statistics; the entry: their summary) is
+an out-of-distribution gate, parsed by ``hai_edge.runtime.abstain``. Entries with
+``"role": "detector"`` are event detectors, not heads (see ``hai_edge.runtime.events``).
+Numpy only.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from hai_edge.errors import BundleError, HaiEdgeError
+from hai_edge.runtime.abstain import OOD_FIELD, OodGate, check_ood_entry
 
 __all__ = [
     "HEAD_FORMAT",
@@ -164,6 +167,7 @@ class Head:
     input: str = "embedding"
     training: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     notice: str = ""
+    ood: OodGate | None = None  # out-of-distribution gate (runtime.abstain), optional
 
     @property
     def dim(self) -> int:
@@ -211,6 +215,8 @@ class Head:
         }
         if self.notice:
             d["notice"] = self.notice
+        if self.ood is not None:
+            d[OOD_FIELD] = self.ood.to_dict()
         return d
 
     def manifest_entry(self, file: str) -> dict[str, Any]:
@@ -221,6 +227,8 @@ class Head:
                  "calibration": d["calibration"], "training": d["training"]}
         if self.notice:
             entry["notice"] = self.notice
+        if self.ood is not None:
+            entry[OOD_FIELD] = self.ood.summary()
         return entry
 
     def to_json(self) -> str:
@@ -276,10 +284,12 @@ class Head:
         notice = d.get("notice") or ""
         if not isinstance(training, dict) or not isinstance(notice, str):
             raise _fail(where, "training must be an object and notice a string")
+        ood = d.get(OOD_FIELD)
         return cls(name=name, weights=weights, bias=_finite(d.get("bias", 0.0), where, "bias"),
                    mean=mean, scale=scale, threshold=threshold,
                    calibration=Calibration.from_dict(d.get("calibration"), where),
-                   labels=(labels[0], labels[1]), kind=kind, training=training, notice=notice)
+                   labels=(labels[0], labels[1]), kind=kind, training=training, notice=notice,
+                   ood=None if ood is None else OodGate.from_dict(ood, where, dim))
 
 
 def load_head_file(path: str | os.PathLike[str]) -> Head:
@@ -345,6 +355,7 @@ def load_head_entry(bundle: Any, entry: Mapping[str, Any], *, verify: bool = Tru
     for key in _SUMMARY_KEYS:
         if key in entry and not _same(entry[key], file_dict[key]):
             raise BundleError(f"{where}: manifest {key} differs from the head file")
+    check_ood_entry(entry, head.ood, where)
     if head.dim != manifest.embedding_dim:
         raise BundleError(f"{where}: trained on {head.dim}-d embeddings, the bundle's are "
                           f"{manifest.embedding_dim}-d")

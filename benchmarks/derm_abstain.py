@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=Path("../shared/data"))
     p.add_argument("--cache", type=Path, default=Path("/tmp/derm-abstain.npz"))
     p.add_argument("--percentile", type=float, default=99.0)
-    p.add_argument("--components", type=int, default=32)
+    p.add_argument("--components", type=int, default=16)
     p.add_argument("--write-bundle", type=Path, metavar="DIR")
     p.add_argument("--json", type=Path, help="also write the figures here")
     args = p.parse_args(argv)
@@ -171,9 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     emb, rows = data["emb"], data["rows"]
     sets = np.array([r["set"] for r in rows])
     train = sets == "PAD train"
+    photo = {k: np.array([r[k] for r in rows]) for k in ("blur", "exposure_over", "not_skin")}
     gate = fit_ood_gate(emb[train], [r["group"] for r, t in zip(rows, train) if t],
+                        photo={k: v[train] for k, v in photo.items()},
                         components=args.components, percentile=args.percentile)
-    dist = gate.distance(emb)
+    dist = gate.joint.distance(gate.feature_vectors(emb, photo))
     report: dict[str, dict] = {}
     print(f"OOD threshold {gate.threshold:.3f} ({gate.info['threshold_source']})")
     print(f"{'set':<52} {'n':>4} {'OOD':>6} {'block':>6} {'either':>6}  block reasons")

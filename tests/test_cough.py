@@ -130,7 +130,7 @@ def test_no_events_scored_anyway_falls_back_to_sliding_windows(bundles, tmp_path
     rec = json.loads(capsys.readouterr().out)
     assert rec["events"] == [] and rec["fallback_windows"] is True
     assert rec["scored_anyway"] is True and rec["withheld"] == {}
-    assert rec["would_withhold"] == {"covid": "no cough detected"}
+    assert rec["would_withhold"] == {"covid": "no cough detected", "tb": "no cough detected"}
     spec = Bundle.load(bundles["heads"]).manifest.preprocessing
     plain = split_windows(x, spec, "x")
     assert [(w["start_s"], w["events"]) for w in rec["windows"]] == [

@@ -7,9 +7,10 @@ A head's verdict is only worth showing on input like the data it was fit on. Thr
 * **derm, quality**: a photo that fails a *blocking* quality check (severe blur, very dark or
   very bright: :func:`hai_edge.runtime.quality.blocking_checks`) gets no score;
 * **derm, out of distribution**: a head may carry an :class:`OodGate` (the ``"ood"`` object of
-  its head file): the Mahalanobis distance of the embedding to the head's training embeddings
-  under a probabilistic-PCA (shrunk) covariance; above the stored threshold (a percentile of
-  in-distribution held-out distances) the head's score is withheld.
+  its head file): Mahalanobis distances under probabilistic-PCA (shrunk) covariances, of the
+  embedding to the head's training embeddings and of a few photo features to the training
+  photos' (:class:`OodMethod`); above the stored threshold (a percentile of in-distribution
+  held-out distances) the head's score is withheld.
 
 ``score_anyway=True`` (CLI ``--score-anyway``) computes every score regardless; the result then
 says ``scored_anyway`` and keeps the reasons it overrode. This module is the one place that
@@ -32,8 +33,10 @@ __all__ = [
     "NO_COUGH",
     "OOD_FIELD",
     "QUIET_COUGH",
+    "OodFeature",
     "OodGate",
     "OodMethod",
+    "PpcaStats",
     "check_ood_entry",
     "ood_gate",
     "ood_reason",
@@ -49,12 +52,31 @@ _SUMMARY_KEYS = ("method", "threshold", "percentile")
 
 
 class OodMethod(str, enum.Enum):
-    """``mahalanobis_ppca``: Mahalanobis distance under the probabilistic-PCA covariance
-    ``W diag(v) W^T + s (I - W W^T)``: the ``k`` leading principal directions keep their own
-    variances ``v``, the rest share their mean ``s``. It is a shrinkage estimate that stays
-    well conditioned with fewer photos than dimensions, and it stores in ``k x dim`` numbers."""
+    """``mahalanobis_ppca_joint``: two Mahalanobis distances under probabilistic-PCA
+    covariances ``W diag(v) W^T + s (I - W W^T)`` (the ``k`` leading principal directions keep
+    their own variances ``v``, the rest share their mean ``s``: a shrinkage estimate that stays
+    well conditioned with fewer photos than dimensions and stores in ``k x dim`` numbers).
+    First the embedding's distance to the head's training embeddings; then the distance of a
+    small feature vector (:class:`OodFeature`: that distance, the embedding's norm and, for
+    photos, sharpness, brightness and skin-colour share) to the training photos' vectors. The
+    second stage is what the threshold applies to: on the small derm student the embedding
+    alone places noise, screenshots and non-skin photos inside the lesions' spread."""
 
-    MAHALANOBIS_PPCA = "mahalanobis_ppca"
+    MAHALANOBIS_PPCA_JOINT = "mahalanobis_ppca_joint"
+
+
+class OodFeature(str, enum.Enum):
+    """One entry of the joint vector; photo features read the quality report's scores."""
+
+    EMBEDDING_DISTANCE = "log_embedding_distance"
+    EMBEDDING_NORM = "log_embedding_norm"
+    SHARPNESS = "log_sharpness"  # quality check "blur"
+    LUMA = "mean_luma"  # quality check "exposure_over" (the mean luma)
+    SKIN = "skin_fraction"  # quality check "not_skin"
+
+
+_CHECK_OF = {OodFeature.SHARPNESS: "blur", OodFeature.LUMA: "exposure_over",
+             OodFeature.SKIN: "not_skin"}
 
 
 def _fail(where: str, msg: str) -> BundleError:
@@ -77,29 +99,24 @@ def _number(v: Any, where: str, name: str) -> float:
     return float(v)
 
 
+def _r9(a: np.ndarray) -> Any:
+    """9 significant digits (float32's precision) for the JSON file."""
+    return np.vectorize(lambda v: float(f"{v:.9g}"), otypes=[float])(a).tolist()
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
-class OodGate:
-    """Distance of embeddings to a head's training distribution, and the withhold threshold.
+class PpcaStats:
+    """Mean, leading principal directions ``[k, dim]`` (orthonormal rows) with their variances,
+    and the shared residual variance: a probabilistic-PCA Gaussian."""
 
-    ``info`` keeps the other fields of the JSON object as they are (fit sizes, the measured
-    false-withhold rate on held-out photos, ...) so the summary can show them."""
+    mean: np.ndarray
+    components: np.ndarray
+    variances: np.ndarray
+    residual_variance: float
 
-    mean: np.ndarray  # [dim]
-    components: np.ndarray  # [k, dim], orthonormal rows
-    variances: np.ndarray  # [k], > 0
-    residual_variance: float  # > 0
-    threshold: float
-    percentile: float
-    method: OodMethod = OodMethod.MAHALANOBIS_PPCA
-    info: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-
-    @property
-    def dim(self) -> int:
-        return int(self.mean.size)
-
-    def distance(self, embeddings: np.ndarray) -> np.ndarray:
+    def distance(self, x: np.ndarray) -> np.ndarray:
         """Mahalanobis distance per row of ``[n, dim]`` (or one ``[dim]`` vector -> ``[1]``)."""
-        x = np.asarray(embeddings, dtype=np.float64)
+        x = np.asarray(x, dtype=np.float64)
         if x.ndim == 1:
             x = x[None, :]
         d = x - self.mean
@@ -107,19 +124,83 @@ class OodGate:
         resid = np.maximum(np.sum(d * d, axis=1) - np.sum(p * p, axis=1), 0.0)
         return np.sqrt(np.sum(p * p / self.variances, axis=1) + resid / self.residual_variance)
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"mean": _r9(self.mean), "components_matrix": _r9(self.components),
+                "variances": _r9(self.variances), "residual_variance": self.residual_variance}
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str, dim: int | None) -> PpcaStats:
+        if not isinstance(d, dict):
+            raise _fail(where, "statistics must be an object")
+        mean = _array(d.get("mean"), where, "mean", 1)
+        comps = _array(d.get("components_matrix"), where, "components_matrix", 2)
+        var = _array(d.get("variances"), where, "variances", 1)
+        resid = _number(d.get("residual_variance"), where, "residual_variance")
+        if dim is not None and mean.size != dim:
+            raise _fail(where, f"mean has {mean.size} values, expected {dim}")
+        if comps.shape != (var.size, mean.size):
+            raise _fail(where, f"components_matrix must be [{var.size}, {mean.size}]")
+        if np.any(var <= 0) or resid <= 0:
+            raise _fail(where, "variances and residual_variance must be > 0")
+        return cls(mean, comps, var, resid)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class OodGate:
+    """A head's out-of-distribution gate: embedding statistics, the joint features and their
+    statistics, and the threshold on the joint distance. ``info`` keeps the other JSON fields
+    (fit sizes, the measured false-withhold rate on held-out photos, ...) for the summary."""
+
+    embedding: PpcaStats
+    features: tuple[OodFeature, ...]
+    joint: PpcaStats
+    threshold: float
+    percentile: float
+    method: OodMethod = OodMethod.MAHALANOBIS_PPCA_JOINT
+    info: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def needs_quality(self) -> bool:
+        return any(f in _CHECK_OF for f in self.features)
+
+    def feature_vectors(self, embeddings: np.ndarray, photo: Mapping[str, np.ndarray] | None
+                        = None, embedding_distance: np.ndarray | None = None) -> np.ndarray:
+        """The joint vectors ``[n, len(features)]``. ``photo``: quality-check name -> scores
+        ``[n]`` (``blur``, ``exposure_over``, ``not_skin``); ``embedding_distance`` overrides
+        the embedding stage (the fitter passes out-of-fold distances)."""
+        x = np.atleast_2d(np.asarray(embeddings, dtype=np.float64))
+        dist = self.embedding.distance(x) if embedding_distance is None else embedding_distance
+        cols = []
+        for f in self.features:
+            if f is OodFeature.EMBEDDING_DISTANCE:
+                cols.append(np.log(np.maximum(dist, 1e-9)))
+            elif f is OodFeature.EMBEDDING_NORM:
+                cols.append(np.log(np.maximum(np.linalg.norm(x, axis=1), 1e-9)))
+            else:
+                if photo is None or _CHECK_OF[f] not in photo:
+                    raise ValueError(f"the {f.value} feature needs the photo's quality scores")
+                v = np.asarray(photo[_CHECK_OF[f]], dtype=np.float64).reshape(-1)
+                cols.append(np.log(np.maximum(v, 1e-3)) if f is OodFeature.SHARPNESS else v)
+        return np.column_stack(cols)
+
+    def distance(self, embeddings: np.ndarray, quality: Any = None) -> np.ndarray:
+        """Joint distance per embedding; ``quality``: the photo's ``QualityReport`` (one row)."""
+        photo = None
+        if quality is not None:
+            photo = {c.name.value: np.array([c.score]) for c in quality.checks}
+        return self.joint.distance(self.feature_vectors(embeddings, photo))
+
     def summary(self) -> dict[str, Any]:
-        """The manifest entry's ``"ood"`` object: everything but the arrays."""
+        """The manifest entry's ``"ood"`` object: everything but the statistics."""
         return {"method": self.method.value, "threshold": self.threshold,
-                "percentile": self.percentile, "components": int(self.components.shape[0]),
+                "percentile": self.percentile, "features": [f.value for f in self.features],
+                "components": int(self.embedding.components.shape[0]),
                 **{k: v for k, v in self.info.items() if k not in _SUMMARY_KEYS}}
 
     def to_dict(self) -> dict[str, Any]:
-        """The head file's ``"ood"`` object (9 significant digits: float32's precision)."""
-        def r(a: np.ndarray) -> Any:
-            return np.vectorize(lambda v: float(f"{v:.9g}"), otypes=[float])(a).tolist()
-
-        return {**self.summary(), "mean": r(self.mean), "components_matrix": r(self.components),
-                "variances": r(self.variances), "residual_variance": self.residual_variance}
+        """The head file's ``"ood"`` object."""
+        return {**self.summary(), "embedding_stats": self.embedding.to_dict(),
+                "joint_stats": self.joint.to_dict()}
 
     @classmethod
     def from_dict(cls, d: Any, where: str, dim: int | None = None) -> OodGate:
@@ -127,26 +208,21 @@ class OodGate:
             raise _fail(where, "must be an object")
         try:
             method = OodMethod(d.get("method"))
-        except ValueError:
-            raise _fail(where, f"unknown method {d.get('method')!r} (mahalanobis_ppca)") from None
-        mean = _array(d.get("mean"), where, "mean", 1)
-        comps = _array(d.get("components_matrix"), where, "components_matrix", 2)
-        var = _array(d.get("variances"), where, "variances", 1)
-        resid = _number(d.get("residual_variance"), where, "residual_variance")
-        if dim is not None and mean.size != dim:
-            raise _fail(where, f"mean has {mean.size} values, the head's embeddings {dim}")
-        if comps.shape != (var.size, mean.size):
-            raise _fail(where, f"components_matrix must be [{var.size}, {mean.size}]")
-        if np.any(var <= 0) or resid <= 0:
-            raise _fail(where, "variances and residual_variance must be > 0")
+            features = tuple(OodFeature(f) for f in d.get("features") or ())
+        except (ValueError, TypeError):
+            raise _fail(where, f"unknown method {d.get('method')!r} or features "
+                               f"{d.get('features')!r}") from None
+        if not features:
+            raise _fail(where, "features must list at least one feature")
+        emb = PpcaStats.from_dict(d.get("embedding_stats"), where, dim)
+        joint = PpcaStats.from_dict(d.get("joint_stats"), where, len(features))
         threshold = _number(d.get("threshold"), where, "threshold")
         percentile = _number(d.get("percentile"), where, "percentile")
         if threshold <= 0 or not 0 < percentile <= 100:
             raise _fail(where, "threshold must be > 0 and percentile within (0, 100]")
-        skip = {"method", "threshold", "percentile", "components", "mean",
-                "components_matrix", "variances", "residual_variance"}
+        skip = {*_SUMMARY_KEYS, "features", "components", "embedding_stats", "joint_stats"}
         info = {k: v for k, v in d.items() if k not in skip}
-        return cls(mean, comps, var, resid, threshold, percentile, method, info)
+        return cls(emb, features, joint, threshold, percentile, method, info)
 
 
 def ood_gate(head_file: Mapping[str, Any], where: str, dim: int) -> OodGate | None:

@@ -363,13 +363,14 @@ class CoughPipeline(EmbedderPipeline):
             reason = NO_COUGH if not events else QUIET_COUGH
             reasons = {h.name: reason for h in self.heads}
             what = "no cough events detected" if not events else "all event windows were quiet"
-            if score_anyway:
+            if score_anyway or not self.heads:  # without heads no verdict is at stake
                 windows = self._fallback(mono, source, timing)
-                notices.append(f"{what}: scored the plain sliding windows anyway "
-                               "(score anyway)")
-            else:
+                notices.append(f"{what}: scored the plain sliding windows "
+                               + ("anyway (score anyway)" if self.heads else "instead"))
+            else:  # a silent recording is still an input error (split_windows says so)
+                split_windows(mono, self.spec, source)
                 notices.append(f"{what}: no head was scored (heads score coughs only)")
-        fallback = bool(reasons) and score_anyway
+        fallback = bool(windows) and not any(w.events for w in windows)
         scores: dict[str, HeadScore | None] = {}
         for h in self.heads:
             if not windows:

@@ -312,7 +312,7 @@ class DermPipeline(EmbedderPipeline):
         ood: dict[str, dict[str, Any]] = {}
         for head in self.heads:
             if head.ood is not None:
-                dist = float(head.ood.distance(vec)[0])
+                dist = float(head.ood.distance(vec, quality)[0])
                 inside = dist <= head.ood.threshold
                 ood[head.name] = {"distance": round(dist, 4),
                                   "threshold": round(head.ood.threshold, 4),

@@ -141,14 +141,16 @@ export async function analyze(mono, source, ctx) {
     const reason = events.length ? QUIET_COUGH : NO_COUGH;
     reasons = Object.fromEntries(heads.map((h) => [h.name, reason]));
     const what = events.length ? 'all event windows were quiet' : 'no cough events detected';
-    if (anyway) {
-      cut = splitWindows(mono, spec, source).map((w) => ({ start_s: w.start_s, end_s: w.end_s, events: [], samples: w.samples }));
-      notices.push(`${what}: scored the plain sliding windows anyway (score anyway)`);
+    // without heads no verdict is at stake: the plain windows still give embeddings
+    const plain = splitWindows(mono, spec, source);  // all silent: an input error either way
+    if (anyway || !heads.length) {
+      cut = plain.map((w) => ({ start_s: w.start_s, end_s: w.end_s, events: [], samples: w.samples }));
+      notices.push(`${what}: scored the plain sliding windows ${heads.length ? 'anyway (score anyway)' : 'instead'}`);
     } else {
       notices.push(`${what}: no head was scored (heads score coughs only)`);
     }
   }
-  const fallback = anyway && Object.keys(reasons).length > 0;
+  const fallback = cut.length > 0 && cut.every((c) => !c.events.length);
   timing.window = performance.now() - t;
   let vectors = [];
   if (cut.length && (heads.length || ctx.keepEmbeddings)) {

@@ -59,7 +59,8 @@ def test_json_schema_and_numbers(bundles, cough_wav, capsys) -> None:
     rec = json.loads(capsys.readouterr().out)
     assert set(rec) == {"input", "modality", "duration_s", "sample_rate", "bundle", "backend",
                         "model", "detector", "events", "windows", "fallback_windows", "scores",
-                        "timing_ms", "notices"}
+                        "withheld", "scored_anyway", "timing_ms", "notices"}
+    assert rec["withheld"] == {} and rec["scored_anyway"] is False
     assert rec["input"] == str(cough_wav) and rec["duration_s"] == 6.5
     assert rec["fallback_windows"] is False and rec["detector"] == "energy"
     # events: every planted cough, within 0.1 s
@@ -117,16 +118,19 @@ def test_windows_flag_adds_embeddings(bundles, cough_wav, capsys) -> None:
     assert all(len(w["embedding"]) == 16 for w in rec["windows"])
 
 
-def test_no_events_falls_back_to_sliding_windows(bundles, tmp_path, capsys) -> None:
+def test_no_events_scored_anyway_falls_back_to_sliding_windows(bundles, tmp_path, capsys
+                                                               ) -> None:
     import soundfile as sf
 
     rng = np.random.default_rng(0)
     x = (0.05 * rng.standard_normal(int(3.2 * SR))).astype(np.float32)  # steady noise
     sf.write(tmp_path / "noise.wav", x, SR)
     assert main(["cough", "-b", str(bundles["heads"]), str(tmp_path / "noise.wav"),
-                 "--json"]) == 0
+                 "--json", "--score-anyway"]) == 0
     rec = json.loads(capsys.readouterr().out)
     assert rec["events"] == [] and rec["fallback_windows"] is True
+    assert rec["scored_anyway"] is True and rec["withheld"] == {}
+    assert rec["would_withhold"] == {"covid": "no cough detected", "tb": "no cough detected"}
     spec = Bundle.load(bundles["heads"]).manifest.preprocessing
     plain = split_windows(x, spec, "x")
     assert [(w["start_s"], w["events"]) for w in rec["windows"]] == [
@@ -134,8 +138,10 @@ def test_no_events_falls_back_to_sliding_windows(bundles, tmp_path, capsys) -> N
     assert rec["scores"]["covid"]["count"] == len(plain)
     assert any("no cough events detected" in n for n in rec["notices"])
     # human output says so too
-    assert main(["cough", "-b", str(bundles["heads"]), str(tmp_path / "noise.wav")]) == 0
-    assert "plain sliding windows" in capsys.readouterr().out
+    assert main(["cough", "-b", str(bundles["heads"]), str(tmp_path / "noise.wav"),
+                 "--score-anyway"]) == 0
+    out = capsys.readouterr().out
+    assert "plain sliding windows" in out and "[scored anyway]" in out
 
 
 def test_bundle_without_heads_reports_events_only(bundles, cough_wav) -> None:

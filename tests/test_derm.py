@@ -32,7 +32,8 @@ PHI = {"PatientName": "Doe^Jane", "PatientID": "PID-987654321", "PatientBirthDat
 PHI_STRINGS = (*PHI.values(), "Doe", "Jane", "987654321", "1970")
 KEY = b"0123456789abcdef-secret-key"
 RESULT_KEYS = ["input", "frame", "width", "height", "quality", "embedding", "scores",
-               "pseudonym", "timing_ms", "notices", "bundle", "backend", "model"]
+               "withheld", "scored_anyway", "ood", "pseudonym", "timing_ms", "notices",
+               "bundle", "backend", "model"]
 CHECK_NAMES = ["blur", "exposure_over", "exposure_under", "too_small", "aspect_ratio",
                "not_skin"]
 

@@ -379,3 +379,57 @@ def test_kiosk_imports_no_build_side(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+# ------------------------------------------------------------------ abstention (issue 17)
+def _tone_wav(seconds: float = 3.0, rate: int = 16000) -> bytes:
+    t = np.arange(int(seconds * rate)) / rate
+    return wav_bytes((0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), rate)
+
+
+def test_cough_without_a_cough_is_not_scored_unless_asked(tmp_path: Path) -> None:
+    with make_client(tmp_path) as c:
+        h = sign_in(c)
+        eid = new_encounter(c, h)["id"]
+        r = _cough(c, h, eid, _tone_wav(), "tone.wav")
+        assert r.status_code == 201, r.text
+        res = r.json()["result"]
+        assert res["events"] == [] and res["scores"] == {"mock-head": None}
+        assert res["withheld"] == {"mock-head": "no cough detected"}
+        assert res["scored_anyway"] is False
+        r = c.post(f"/api/encounters/{eid}/cough?score_anyway=1", headers=h,
+                   files={"file": ("tone.wav", _tone_wav(), "audio/wav")})
+        res = r.json()["result"]
+        assert r.status_code == 201 and res["scored_anyway"] is True
+        assert res["scores"]["mock-head"]["label"] == "positive" and res["withheld"] == {}
+        assert res["would_withhold"] == {"mock-head": "no cough detected"}
+        r = c.post("/api/export", json={"encounter_ids": [eid]}, headers=h)
+        zf = zipfile.ZipFile(io.BytesIO(r.content))
+        table = next(n for n in zf.namelist() if n.endswith("captures.csv"))
+        rows = list(csv.DictReader(io.StringIO(zf.read(table).decode())))
+        assert {r_["label"] for r_ in rows} == {"not scored: no cough detected", "positive"}
+
+
+def test_real_derm_pipeline_withholds_a_noise_photo(tmp_path: Path) -> None:
+    from hai_edge.apps.kiosk.analysis import PipelineAnalyzer
+    from hai_edge.bundle import builtin_bundles
+
+    if "derm-demo" not in builtin_bundles():
+        pytest.skip("no built-in derm-demo")
+    from PIL import Image
+
+    buf = io.BytesIO()
+    noise = np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(buf, "JPEG", quality=92)
+    with make_client(tmp_path, PipelineAnalyzer(None, "derm-demo")) as c:
+        h = sign_in(c)
+        eid = new_encounter(c, h)["id"]
+        r = _photo(c, h, eid, buf.getvalue(), "noise.jpg")
+        assert r.status_code == 201, r.text
+        frame = r.json()["result"]["frames"][0]
+        assert frame["scores"] == {"malignant": None}
+        assert "does not look like the photos" in frame["withheld"]["malignant"]
+        r = c.post(f"/api/encounters/{eid}/photo?score_anyway=1", headers=h,
+                   files={"file": ("noise.jpg", buf.getvalue(), "image/jpeg")})
+        frame = r.json()["result"]["frames"][0]
+        assert frame["scored_anyway"] is True and frame["scores"]["malignant"]["label"]

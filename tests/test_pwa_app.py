@@ -305,3 +305,52 @@ def test_golden_mismatch_is_refused_with_a_visible_message(fx, pw) -> None:
     finally:
         browser.close()
         server.stop()
+
+
+def _speech_like_pcm(sr: int = SR_WAV, seconds: float = 11.0) -> np.ndarray:
+    """int16: a sustained voiced 'vowel' (harmonics of a gliding pitch, slow loudness changes,
+    no transient), then digital silence: voice-like, with no cough in it."""
+    t = np.arange(int((seconds - 1.0) * sr)) / sr
+    phase = 2 * np.pi * np.cumsum(125 + 15 * np.sin(2 * np.pi * 0.7 * t)) / sr
+    x = sum(np.sin(k * phase) / k for k in range(1, 16))
+    x *= (0.6 + 0.4 * np.sin(2 * np.pi * 3.0 * t) ** 2) * np.minimum(1.0, np.minimum(
+        t, t[-1] - t) / 0.3)
+    x = 0.2 * x / np.max(np.abs(x))
+    return (np.concatenate([x, np.zeros(sr)]) * 32767).astype(np.int16)
+
+
+def test_recording_without_a_cough_shows_not_scored(fx, pw) -> None:
+    """No cough event: every head "not scored" with the reason, no verdict; ?score_anyway=1
+    scores the plain windows and says so."""
+    wav = write_wav(fx["root"] / "speech.wav", _speech_like_pcm(), SR_WAV)
+    app = _build(fx, "energy")
+    server = _Server(app)
+    browser = _launch(pw, wav)
+    try:
+        for query, anyway in (("", False), ("?score_anyway=1", True)):
+            ctx = browser.new_context(viewport={"width": 360, "height": 740})
+            page = ctx.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(server.url + "/" + query)
+            assert _wait_phase(page, READY) == "ready", page.evaluate("window.__pwa")
+            page.click("#record")
+            assert _wait_phase(page, ("done", "failed"), 60_000) == "done", \
+                page.evaluate("window.__pwa.error")
+            res = page.evaluate("window.__pwa.result")
+            text = page.inner_text("#results")
+            assert res["events"] == [] and res["scores"] and res["scored_anyway"] is anyway
+            if not anyway:
+                assert all(v is None for v in res["scores"].values())
+                assert set(res["withheld"].values()) == {"no cough detected"}
+                assert "not scored (no cough detected)" in text
+                assert page.locator("#results .positive, #results .negative").count() == 0
+                assert "not scored" in page.inner_text("#history")
+            else:
+                assert all(v is not None for v in res["scores"].values())
+                assert res["withheld"] == {} and "scored anyway" in text
+            assert not errors
+            ctx.close()
+    finally:
+        browser.close()
+        server.stop()

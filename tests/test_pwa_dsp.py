@@ -71,7 +71,7 @@ for (const j of jobs) {
     const embed = async (xs) => xs.map((x) => Float32Array.from({ length: m.embedding_dim }, (_, d) => {
       let s = 0; for (let i = d * per; i < (d + 1) * per; i++) s += x[i]; return s / per; }));
     const mono = R.resample(f32(j.x), j.rate, spec.sample_rate);
-    const { result } = await C.analyze(mono, 'x', { spec, detector, heads, embed, notices: m.notices, meta: {} });
+    const { result } = await C.analyze(mono, 'x', { spec, detector, heads, embed, notices: m.notices, meta: {}, scoreAnyway: !!j.score_anyway });
     out.push(result);
   } else if (j.op === 'head') {
     const h = new H.Head(j.head); out.push(j.x.map((v) => h.predictProba(v)));
@@ -212,16 +212,19 @@ def bundles(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.mark.parametrize("kind,audio", [("energy", "coughs"), ("energy_head", "coughs"),
-                                        ("energy", "noise"), ("energy", "quiet-coughs")])
+                                        ("energy", "noise"), ("energy", "quiet-coughs"),
+                                        ("energy", "noise-withheld")])
 def test_whole_recording_analysis_matches_cough_pipeline(run_js, bundles, kind, audio) -> None:
     """cough.analyze in node vs CoughPipeline, the same stand-in model on both sides (mean of
     each embedding-size slice of the features): events, windows (incl. the fallback to sliding
-    windows and quiet skipping), head scores and notices."""
+    windows with score_anyway, quiet skipping, heads withheld without a cough), head scores and
+    notices."""
     from hai_edge.runtime.backends import MockBackend
     from hai_edge.runtime.cough import CoughPipeline
 
     rng = np.random.default_rng(7)
-    if audio == "noise":  # no events: the plain sliding windows are scored
+    anyway = audio == "noise"
+    if audio.startswith("noise"):  # no events: withheld, or the plain sliding windows scored
         x = (0.01 * rng.standard_normal(int(7.3 * 44100))).astype(np.float32)
     elif audio == "quiet-coughs":  # digital silence, a cough and a faint one (its window is
         # below skip_quiet_db: skipped, while the event itself is reported)
@@ -236,9 +239,12 @@ def test_whole_recording_analysis_matches_cough_pipeline(run_js, bundles, kind, 
         v = next(iter(inputs.values())).astype(np.float64)
         return {"embedding": v.reshape(len(v), 32, -1).mean(axis=2).astype(np.float32)}
 
-    [js] = run_js([{"op": "analyze", "bundle": str(bundles[kind]), "x": _b64(x), "rate": 44100}])
+    [js] = run_js([{"op": "analyze", "bundle": str(bundles[kind]), "x": _b64(x), "rate": 44100,
+                    "score_anyway": anyway}])
     with CoughPipeline(str(bundles[kind]), engine=MockBackend(handler)) as pipe:
-        py = pipe.analyze(x, 44100, "x").to_dict()
+        py = pipe.analyze(x, 44100, "x", score_anyway=anyway).to_dict()
+    assert js["withheld"] == py["withheld"] and js["scored_anyway"] == py["scored_anyway"]
+    assert js.get("would_withhold") == py.get("would_withhold")
     assert js["fallback_windows"] == py["fallback_windows"]
     assert js["notices"] == py["notices"]
     assert len(js["events"]) == len(py["events"])
@@ -248,12 +254,18 @@ def test_whole_recording_analysis_matches_cough_pipeline(run_js, bundles, kind, 
     assert [(w["start_s"], w["end_s"], w["events"]) for w in js["windows"]] == \
         [(w["start_s"], w["end_s"], w["events"]) for w in py["windows"]]
     for h, s in py["scores"].items():
+        if s is None:
+            assert js["scores"][h] is None
+            continue
         assert abs(js["scores"][h]["mean"] - s["mean"]) <= 1e-5
         assert js["scores"][h]["count"] == s["count"]
     if audio == "noise":
         assert py["fallback_windows"] and not py["events"]
     elif audio == "quiet-coughs":
         assert len(py["events"]) == 2 and len(py["windows"]) == 1
+    if audio == "noise-withheld":
+        assert py["scores"] and all(v is None for v in py["scores"].values())
+        assert set(py["withheld"].values()) == {"no cough detected"} and not py["windows"]
 
 
 @pytest.mark.parametrize("cal", [

@@ -50,6 +50,8 @@ def register(subparsers: Any) -> None:
     c.add_argument("--json", action="store_true", help="print one JSON object per input")
     c.add_argument("--windows", action="store_true", help="include each window's embedding in "
                    "the JSON output")
+    c.add_argument("--score-anyway", action="store_true", help="score the heads even when no "
+                   "cough is detected (plain sliding windows; the result says scored_anyway)")
     c.add_argument("--meter", choices=("auto", "on", "off"), default="auto",
                    help="level meter on stderr while recording (auto: when stderr is a terminal)")
     c.set_defaults(func=_cmd_cough)
@@ -107,7 +109,7 @@ def _cmd_cough(args: argparse.Namespace) -> int:
         notices: list[str] = []  # text output: each notice once, after the results
         for path in files:
             try:
-                result = pipe.analyze_path(path)
+                result = pipe.analyze_path(path, score_anyway=args.score_anyway)
             except HaiEdgeError as exc:
                 failures += 1
                 err(str(exc))
@@ -137,7 +139,8 @@ def _cough_mic(args: argparse.Namespace, pipe: Any) -> int:
                   (f": {scores}" if scores else ""), file=sys.stderr, flush=True)
 
     try:
-        result = pipe.run_live(cap, args.seconds, on_window=on_window)
+        result = pipe.run_live(cap, args.seconds, on_window=on_window,
+                               score_anyway=args.score_anyway)
     except DeviceLostError as exc:
         if exc.result is not None:
             _emit(exc.result, args)
@@ -160,9 +163,13 @@ def _emit(result: Any, args: argparse.Namespace, notices: list[str] | None = Non
     print(f"{result.input}: {result.duration_s:.1f} s, {n} cough event(s)"
           + (f" at {at} s" if n else "") + f"; {len(result.windows)} window(s) scored"
           + (" (no events: plain sliding windows)" if result.fallback else ""))
-    for s in result.scores.values():
+    for name, s in result.scores.items():
+        if s is None:
+            print(f"  {name}: not scored ({result.withheld.get(name, 'withheld')})")
+            continue
         print(f"  {s.name}: {s.mean:.3f} (mean of {s.count} window(s), max {s.max:.3f}), "
-              f"threshold {s.threshold:.3f} -> {s.label}")
+              f"threshold {s.threshold:.3f} -> {s.label}"
+              + (" [scored anyway]" if name in result.would_withhold else ""))
     if notices is None:
         for notice in result.notices:
             print(f"  notice: {notice}")

@@ -55,6 +55,9 @@ def register(subparsers: Any) -> None:
     d.add_argument("--json", action="store_true", help="print one JSON object per image")
     d.add_argument("--no-embedding", action="store_true", help="leave the embedding out of "
                    "the JSON output")
+    d.add_argument("--score-anyway", action="store_true", help="score the heads even when the "
+                   "photo fails a blocking quality check or is out of distribution (the "
+                   "result says scored_anyway)")
     d.add_argument("--pseudonym-key-file", metavar="FILE", help="secret key (>= 16 bytes; one "
                    "trailing newline ignored) for DICOM pseudonyms: HMAC-SHA256 of PatientID")
     d.add_argument("-o", "--output", metavar="OUT.jsonl", help="also write the JSON objects "
@@ -128,7 +131,7 @@ def _cmd_derm(args: argparse.Namespace) -> int:
                       heads=heads_from(args.heads), pseudonym_key=key) as pipe:
         for path in files:
             try:
-                results = pipe.analyze_file(path)
+                results = pipe.analyze_file(path, score_anyway=args.score_anyway)
             except HaiEdgeError as exc:
                 failures += 1
                 err(str(exc))
@@ -165,8 +168,11 @@ def _human(r: Any) -> str:
             bad = bad or not r.quality.check("exposure_under").passed
         shown.append(f"{label} {fmt.format(c.score)}" + ("!" if bad else ""))
     checks = " ".join(shown)
-    scores = "; ".join(f"{k} {s.probability:.3f} (threshold {s.threshold:.3f}) -> {s.label}"
-                       for k, s in r.scores.items())
+    scores = "; ".join(
+        f"{k} not scored ({r.withheld.get(k, 'withheld')})" if s is None else
+        f"{k} {s.probability:.3f} (threshold {s.threshold:.3f}) -> {s.label}"
+        + (" [scored anyway]" if k in r.would_withhold else "")
+        for k, s in r.scores.items())
     parts = [f"{r.input}{frame}: {r.width}x{r.height}", f"{verdict} [{checks}]"]
     if scores:
         parts.append(scores)

@@ -8,8 +8,10 @@ Per recording (HeAR's recipe for long recordings, driven by the bundle's front-e
    time order while the group's span fits in a window (so close coughs share a window instead of
    giving near-duplicates), the window is centred on the group's span and shifted to lie inside
    the recording (zero-padded only when the recording is shorter than a window); windows quieter
-   than ``skip_quiet_db`` are skipped. When no event is found the recording's plain sliding
-   windows are scored instead and ``fallback`` says so;
+   than ``skip_quiet_db`` are skipped. Heads score cough events only: when no event window is
+   left, every head's score is ``None`` and ``withheld`` says why (``runtime.abstain``); with
+   ``score_anyway=True`` the recording's plain sliding windows are scored instead, ``fallback``
+   and ``scored_anyway`` say so;
 4. the front end's features per window -> embeddings -> every head's calibrated probability;
 5. per head: recording score = mean of the window probabilities (as the official notebooks
    average over windows), plus max and window count; ``positive`` = mean >= the head threshold;
@@ -37,6 +39,7 @@ import numpy as np
 
 from hai_edge.errors import HaiEdgeError, InputError
 from hai_edge.runtime._embedder import Embedder, EmbedderPipeline
+from hai_edge.runtime.abstain import NO_COUGH, QUIET_COUGH
 from hai_edge.runtime.cough_quality import RecordingLevels, measure_recording, recording_checks
 from hai_edge.runtime.events import Event, EventDetector, detector_from_bundle
 from hai_edge.runtime.frontends import AudioFrontendSpec, resample, split_windows, to_mono, window_features
@@ -93,18 +96,25 @@ class HeadScore:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class CoughResult:
+    """One recording's result. ``scores[name]`` is None when the head was withheld (no cough
+    event to score); ``withheld[name]`` then says why. ``scored_anyway``: the caller asked for
+    scores regardless; ``would_withhold`` keeps the reasons that were overridden."""
+
     input: str
     duration_s: float
     sample_rate: int
     events: tuple[Event, ...]
     windows: tuple[ScoredWindow, ...]
-    scores: Mapping[str, HeadScore]
+    scores: Mapping[str, HeadScore | None]
     fallback: bool
     timing_ms: Mapping[str, float]
     notices: tuple[str, ...]
     meta: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # bundle/backend/detector
     capture: Mapping[str, Any] | None = None  # microphone details (live mode)
     quality: QualityReport | None = None  # recording checks (runtime.cough_quality)
+    withheld: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    scored_anyway: bool = False
+    would_withhold: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def to_dict(self, embeddings: bool = False, quality: bool = False) -> dict[str, Any]:
         """The ``hai-edge cough --json`` object (schema in docs/cough.md); ``quality`` adds the
@@ -117,7 +127,13 @@ class CoughResult:
             "events": [e.to_dict() for e in self.events],
             "windows": [w.to_dict(embeddings) for w in self.windows],
             "fallback_windows": self.fallback,
-            "scores": {k: v.to_dict() for k, v in self.scores.items()},
+            "scores": {k: None if v is None else v.to_dict() for k, v in self.scores.items()},
+            "withheld": dict(self.withheld),
+            "scored_anyway": self.scored_anyway,
+        }
+        if self.scored_anyway:
+            d["would_withhold"] = dict(self.would_withhold)
+        d |= {
             "timing_ms": {k: round(v, 3) for k, v in self.timing_ms.items()},
             "notices": list(self.notices),
         }
@@ -223,7 +239,8 @@ class CoughPipeline(EmbedderPipeline):
         return {**super().meta, "detector": self.detector.name}
 
     # ----------------------------------------------------------------------------- offline
-    def analyze_path(self, path: str | os.PathLike[str]) -> CoughResult:
+    def analyze_path(self, path: str | os.PathLike[str], *, score_anyway: bool = False
+                     ) -> CoughResult:
         """Decode an audio file and analyse it (:meth:`analyze`)."""
         from hai_edge.runtime.decoders import decode_audio
 
@@ -231,11 +248,12 @@ class CoughPipeline(EmbedderPipeline):
         decoded = decode_audio(path)
         decode_ms = (time.perf_counter() - t0) * 1e3
         return self.analyze(decoded.samples, decoded.sample_rate, str(path),
-                            _timing={"decode": decode_ms})
+                            score_anyway=score_anyway, _timing={"decode": decode_ms})
 
     analyze_file = analyze_path  # the former name
 
-    def analyze_bytes(self, data: bytes, name: str) -> CoughResult:
+    def analyze_bytes(self, data: bytes, name: str, *, score_anyway: bool = False
+                      ) -> CoughResult:
         """:meth:`analyze_path` for an in-memory file (an upload); ``name`` names it."""
         from hai_edge.runtime.decoders import decode_audio_bytes
 
@@ -243,11 +261,13 @@ class CoughPipeline(EmbedderPipeline):
         decoded = decode_audio_bytes(data, str(name))
         decode_ms = (time.perf_counter() - t0) * 1e3
         return self.analyze(decoded.samples, decoded.sample_rate, str(name),
-                            _timing={"decode": decode_ms})
+                            score_anyway=score_anyway, _timing={"decode": decode_ms})
 
     def analyze(self, samples: np.ndarray, sample_rate: int, source: str = "<audio>", *,
-                _timing: Mapping[str, float] | None = None) -> CoughResult:
-        """Samples ``[n]`` or ``[n, channels]`` at ``sample_rate`` -> :class:`CoughResult`."""
+                score_anyway: bool = False, _timing: Mapping[str, float] | None = None
+                ) -> CoughResult:
+        """Samples ``[n]`` or ``[n, channels]`` at ``sample_rate`` -> :class:`CoughResult`;
+        ``score_anyway`` scores the plain sliding windows when no cough event is found."""
         timing = dict(_timing or {})
         t0 = time.perf_counter()
         try:
@@ -272,7 +292,8 @@ class CoughPipeline(EmbedderPipeline):
             groups.extend(planner.add(i, ev))
         groups.extend(planner.finish())
         windows = self._score_groups(mono, groups, timing)
-        return self._result(source, mono, events, windows, timing, levels)
+        return self._result(source, mono, events, windows, timing, levels,
+                            score_anyway=score_anyway)
 
     def _check_length(self, mono: np.ndarray, source: str) -> None:
         need = int(round(self.spec.min_clip_s * self.spec.sample_rate))
@@ -334,15 +355,27 @@ class CoughPipeline(EmbedderPipeline):
 
     def _result(self, source: str, mono: np.ndarray, events: Sequence[Event],
                 windows: list[ScoredWindow], timing: dict[str, float], levels: RecordingLevels,
-                capture: Mapping[str, Any] | None = None) -> CoughResult:
-        fallback = not windows
+                capture: Mapping[str, Any] | None = None, score_anyway: bool = False
+                ) -> CoughResult:
         notices = list(self.notices)
-        if fallback:
-            windows = self._fallback(mono, source, timing)
+        reasons: dict[str, str] = {}
+        if not windows:
+            reason = NO_COUGH if not events else QUIET_COUGH
+            reasons = {h.name: reason for h in self.heads}
             what = "no cough events detected" if not events else "all event windows were quiet"
-            notices.append(f"{what}: scored the plain sliding windows instead")
-        scores = {}
+            if score_anyway or not self.heads:  # without heads no verdict is at stake
+                windows = self._fallback(mono, source, timing)
+                notices.append(f"{what}: scored the plain sliding windows "
+                               + ("anyway (score anyway)" if self.heads else "instead"))
+            else:  # a silent recording is still an input error (split_windows says so)
+                split_windows(mono, self.spec, source)
+                notices.append(f"{what}: no head was scored (heads score coughs only)")
+        fallback = bool(windows) and not any(w.events for w in windows)
+        scores: dict[str, HeadScore | None] = {}
         for h in self.heads:
+            if not windows:
+                scores[h.name] = None
+                continue
             p = np.array([w.scores[h.name] for w in windows], dtype=np.float64)
             mean = float(p.mean())
             positive = mean >= h.threshold
@@ -358,12 +391,16 @@ class CoughPipeline(EmbedderPipeline):
                            windows=tuple(windows), scores=scores, fallback=fallback,
                            timing_ms=timing, notices=tuple(notices), meta=self.meta,
                            capture=capture,
-                           quality=recording_checks(levels, len(events), self.spec.window_s))
+                           quality=recording_checks(levels, len(events), self.spec.window_s),
+                           withheld={} if score_anyway else reasons,
+                           scored_anyway=bool(score_anyway),
+                           would_withhold=reasons if score_anyway else {})
 
     # -------------------------------------------------------------------------------- live
     def run_live(self, capture: Any, seconds: float | None = None, *,
                  on_event: Callable[[int, Event], None] | None = None,
-                 on_window: Callable[[ScoredWindow], None] | None = None) -> CoughResult:
+                 on_window: Callable[[ScoredWindow], None] | None = None,
+                 score_anyway: bool = False) -> CoughResult:
         """Record from ``capture`` (a :class:`~hai_edge.runtime.mic.MicCapture` at the bundle
         rate) for ``seconds`` (None: until Ctrl-C), scoring each event window as soon as its
         audio is in. A lost device still yields the result of what was captured: it is attached
@@ -445,7 +482,8 @@ class CoughPipeline(EmbedderPipeline):
             raise lost  # too little audio to say anything
         self._check_length(audio, name)
         result = self._result(name, audio, events, windows, timing,
-                              measure_recording(audio, sr), capture=info)
+                              measure_recording(audio, sr), capture=info,
+                              score_anyway=score_anyway)
         if lost is not None:
             lost.result = result
             raise lost

@@ -7,9 +7,13 @@ Per input (one result per image; a multi-frame DICOM gives one per frame):
    factor), EXIF orientation kept aside; DICOM frames as uint8 grey/RGB; HEIC/HEIF only when
    ``pillow-heif`` is installed (extra ``heic``). The stored size is read from the header, so
    ``width``/``height`` and the "too small" check describe the photo, not the reduced decode;
-2. quality checks (``runtime.quality``) on the upright photo: they warn, they never block;
+2. quality checks (``runtime.quality``) on the upright photo: they warn; only severe blur,
+   darkness or brightness (``quality.blocking_checks``) withholds the heads' scores;
 3. the bundle's image front end and model -> embedding (``Embedder``, the one shared path);
-4. every head's calibrated probability, its threshold and label (``runtime.heads``).
+4. every head's calibrated probability, its threshold and label (``runtime.heads``), unless it
+   is withheld (``runtime.abstain``): a blocking quality check failed, or the embedding is out
+   of the head's distribution (its stored gate). A withheld head's score is ``None`` and
+   ``withheld`` says why; ``score_anyway=True`` scores regardless and marks the result.
 
 Inputs: :meth:`DermPipeline.analyze_path` (a file) or :meth:`DermPipeline.analyze_bytes` (an
 upload), the same surface as the cough pipeline.
@@ -37,9 +41,10 @@ import numpy as np
 
 from hai_edge.errors import BundleError, HaiEdgeError, InputError
 from hai_edge.runtime._embedder import Embedder, EmbedderPipeline
+from hai_edge.runtime.abstain import ood_reason
 from hai_edge.runtime.frontends import ImageFrontendSpec
 from hai_edge.runtime.heads import Head, load_heads
-from hai_edge.runtime.quality import QualityCheck, QualityReport, assess_quality
+from hai_edge.runtime.quality import QualityCheck, QualityReport, assess_quality, blocking_reason
 
 __all__ = [
     "HEIC_SUFFIXES",
@@ -83,7 +88,10 @@ class DermScore:
 @dataclasses.dataclass(frozen=True, eq=False)
 class DermResult:
     """Result for one photo (or one DICOM frame). ``width``/``height``: the upright photo as
-    stored (before any reduced-scale decode)."""
+    stored (before any reduced-scale decode). ``scores[name]`` is None when the head was
+    withheld; ``withheld[name]`` then says why in plain words. With ``scored_anyway`` every
+    head is scored and ``would_withhold`` keeps the reasons that were overridden. ``ood``:
+    per head with a gate, its distance and threshold."""
 
     input: str
     frame: int | None
@@ -91,13 +99,17 @@ class DermResult:
     height: int
     quality: QualityReport
     embedding: np.ndarray
-    scores: Mapping[str, DermScore]
+    scores: Mapping[str, DermScore | None]
     pseudonym: str | None
     timing_ms: Mapping[str, float]
     notices: tuple[str, ...]
     bundle: str
     backend: str
     model: str
+    withheld: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    scored_anyway: bool = False
+    would_withhold: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    ood: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
 
     def to_dict(self, embedding: bool = True) -> dict[str, Any]:
         """The ``hai-edge derm --json`` object (schema: docs/derm.md)."""
@@ -111,7 +123,14 @@ class DermResult:
         if embedding:
             d["embedding"] = [round(float(x), 6) for x in self.embedding]
         d.update({
-            "scores": {k: v.to_dict() for k, v in self.scores.items()},
+            "scores": {k: None if v is None else v.to_dict() for k, v in self.scores.items()},
+            "withheld": dict(self.withheld),
+            "scored_anyway": self.scored_anyway,
+        })
+        if self.scored_anyway:
+            d["would_withhold"] = dict(self.would_withhold)
+        d.update({
+            "ood": {k: dict(v) for k, v in self.ood.items()},
             "pseudonym": self.pseudonym,
             "timing_ms": {k: round(float(v), 3) for k, v in self.timing_ms.items()},
             "notices": list(self.notices),
@@ -183,8 +202,10 @@ class DermPipeline(EmbedderPipeline):
         return tuple(notices)
 
     # ------------------------------------------------------------------------ inputs
-    def analyze_path(self, path: str | os.PathLike[str]) -> list[DermResult]:
-        """One result per image in the file (per frame for a multi-frame DICOM)."""
+    def analyze_path(self, path: str | os.PathLike[str], *, score_anyway: bool = False
+                     ) -> list[DermResult]:
+        """One result per image in the file (per frame for a multi-frame DICOM);
+        ``score_anyway`` scores heads that would be withheld (and marks the result)."""
         from hai_edge.runtime.decoders import check_input_file, is_dicom, load_images
 
         src = str(path)
@@ -203,11 +224,12 @@ class DermPipeline(EmbedderPipeline):
                 pid = _patient_id(fh) if dicom and self._key is not None else None
         except OSError:  # gone since it was decoded: decoded size, no pseudonym
             pass
-        return self._results(src, images, stored, dicom, pid, t0)
+        return self._results(src, images, stored, dicom, pid, t0, score_anyway)
 
     analyze_file = analyze_path  # the former name
 
-    def analyze_bytes(self, data: bytes, name: str) -> list[DermResult]:
+    def analyze_bytes(self, data: bytes, name: str, *, score_anyway: bool = False
+                      ) -> list[DermResult]:
         """:meth:`analyze_path` for an in-memory file (an upload); ``name`` names it."""
         from hai_edge.runtime.decoders import DICOM_SUFFIXES, is_dicom_bytes, load_images_bytes
 
@@ -221,14 +243,15 @@ class DermPipeline(EmbedderPipeline):
         fh = io.BytesIO(bytes(data))
         stored = None if dicom else _stored_size(fh)
         pid = _patient_id(fh) if dicom and self._key is not None else None
-        return self._results(src, images, stored, dicom, pid, t0)
+        return self._results(src, images, stored, dicom, pid, t0, score_anyway)
 
     def _draft_side(self) -> int:
         return 2 * max(self.spec.height, self.spec.width)
 
     # ---------------------------------------------------------------------- analysis
     def _results(self, src: str, images: Sequence[Any], stored: tuple[int, int] | None,
-                 dicom: bool, patient_id: str | None, t0: float) -> list[DermResult]:
+                 dicom: bool, patient_id: str | None, t0: float, score_anyway: bool = False
+                 ) -> list[DermResult]:
         decode_ms = (time.perf_counter() - t0) * 1e3 / max(1, len(images))
         notices = list(self.notices)
         pseudonym = None
@@ -237,12 +260,12 @@ class DermPipeline(EmbedderPipeline):
                 pseudonym = pseudonym_for(patient_id, self._key)
             else:
                 notices.append("no pseudonym: the DICOM file has no usable PatientID")
-        return [self._analyze_one(src, img, stored, pseudonym, tuple(notices), decode_ms)
-                for img in images]
+        return [self._analyze_one(src, img, stored, pseudonym, tuple(notices), decode_ms,
+                                  score_anyway) for img in images]
 
     def _analyze_one(self, src: str, img: Any, stored: tuple[int, int] | None,
-                     pseudonym: str | None, notices: tuple[str, ...], decode_ms: float
-                     ) -> DermResult:
+                     pseudonym: str | None, notices: tuple[str, ...], decode_ms: float,
+                     score_anyway: bool = False) -> DermResult:
         timing = {"decode": decode_ms}
         w, h = img.full_size  # as stored: the decoder may have reduced a large image
         if stored is not None and stored[0] >= w and stored[1] >= h:
@@ -259,8 +282,12 @@ class DermPipeline(EmbedderPipeline):
         emb = self.embedder.embed_image(img.pixels, img.orientation, src, img.frame)
         vec = emb.vector
         t3 = time.perf_counter()
-        scores = {}
+        reasons, ood = self._abstain(quality, vec)
+        scores: dict[str, DermScore | None] = {}
         for head in self.heads:
+            if head.name in reasons and not score_anyway:
+                scores[head.name] = None
+                continue
             p = float(head.predict_proba(vec)[0])
             positive = p >= head.threshold
             scores[head.name] = DermScore(p, float(head.threshold), positive,
@@ -271,7 +298,30 @@ class DermPipeline(EmbedderPipeline):
         timing["total"] = sum(timing.values())
         return DermResult(input=src, frame=img.frame, width=int(w), height=int(h),
                           quality=quality, embedding=vec, scores=scores, pseudonym=pseudonym,
-                          timing_ms=timing, notices=notices, **self.meta)
+                          timing_ms=timing, notices=notices, **self.meta,
+                          withheld={} if score_anyway else reasons,
+                          scored_anyway=bool(score_anyway),
+                          would_withhold=reasons if score_anyway else {}, ood=ood)
+
+    def _abstain(self, quality: QualityReport, vec: np.ndarray
+                 ) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
+        """(head -> reason to withhold its score, head -> its OOD distance and threshold)."""
+        blocked = blocking_reason(quality)
+        reasons: dict[str, str] = {}
+        ood: dict[str, dict[str, Any]] = {}
+        for head in self.heads:
+            if head.ood is not None:
+                dist = float(head.ood.distance(vec, quality)[0])
+                inside = dist <= head.ood.threshold
+                ood[head.name] = {"distance": round(dist, 4),
+                                  "threshold": round(head.ood.threshold, 4),
+                                  "in_distribution": inside}
+                if not inside:
+                    reasons[head.name] = ood_reason(dist, head.ood.threshold)
+            if blocked:  # the quality reason comes first: it is what the user can fix
+                reasons[head.name] = blocked + (f"; {reasons[head.name]}"
+                                                if head.name in reasons else "")
+        return reasons, ood
 
 
 # -------------------------------------------------------------------------- helpers

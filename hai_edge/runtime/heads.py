@@ -16,9 +16,11 @@ that turns ``z`` into a probability: ``platt`` (``sigmoid(a * z + b)``, a > 0), 
 non-decreasing), flat beyond the ends) or ``none`` (``sigmoid(z)``). ``threshold`` applies to the
 calibrated probability; for audio it is chosen on the recording score (mean of the window
 probabilities, see ``hai-edge probe train``). Manifest entry and file must agree, so neither can be
-edited alone. Entries with ``"role": "detector"`` are event detectors, not heads (see
-``hai_edge.runtime.events``). The manifest entries are parsed by the bundle contract
-(``hai_edge.bundle.HeadEntry`` / ``DetectorEntry``); this module owns the head files. Numpy only.
+edited alone. An optional ``"ood"`` object (the file: statistics; the entry: their summary) is
+an out-of-distribution gate, parsed by ``hai_edge.runtime.abstain``. Entries with
+``"role": "detector"`` are event detectors, not heads (see ``hai_edge.runtime.events``). The
+manifest entries are parsed by the bundle contract (``hai_edge.bundle.HeadEntry`` /
+``DetectorEntry``); this module owns the head files. Numpy only.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import numpy as np
 
 from hai_edge.bundle import DetectorEntry, HeadEntry, parse_head_entry, probe_entries
 from hai_edge.errors import BundleError, HaiEdgeError
+from hai_edge.runtime.abstain import OOD_FIELD, OodGate, check_ood_entry
 
 __all__ = [
     "HEAD_FORMAT",
@@ -165,6 +168,7 @@ class Head:
     input: str = "embedding"
     training: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     notice: str = ""
+    ood: OodGate | None = None  # out-of-distribution gate (runtime.abstain), optional
 
     @property
     def dim(self) -> int:
@@ -212,6 +216,8 @@ class Head:
         }
         if self.notice:
             d["notice"] = self.notice
+        if self.ood is not None:
+            d[OOD_FIELD] = self.ood.to_dict()
         return d
 
     def entry(self, file: str) -> HeadEntry:
@@ -224,7 +230,10 @@ class Head:
 
     def manifest_entry(self, file: str) -> dict[str, Any]:
         """The summary that goes into ``manifest["heads"]`` for this head stored at ``file``."""
-        return self.entry(file).to_dict()
+        entry = self.entry(file).to_dict()
+        if self.ood is not None:
+            entry[OOD_FIELD] = self.ood.summary()
+        return entry
 
     def to_json(self) -> str:
         d = self.to_dict()
@@ -279,10 +288,12 @@ class Head:
         notice = d.get("notice") or ""
         if not isinstance(training, dict) or not isinstance(notice, str):
             raise _fail(where, "training must be an object and notice a string")
+        ood = d.get(OOD_FIELD)
         return cls(name=name, weights=weights, bias=_finite(d.get("bias", 0.0), where, "bias"),
                    mean=mean, scale=scale, threshold=threshold,
                    calibration=Calibration.from_dict(d.get("calibration"), where),
-                   labels=(labels[0], labels[1]), kind=kind, training=training, notice=notice)
+                   labels=(labels[0], labels[1]), kind=kind, training=training, notice=notice,
+                   ood=None if ood is None else OodGate.from_dict(ood, where, dim))
 
 
 def load_head_file(path: str | os.PathLike[str]) -> Head:
@@ -351,6 +362,7 @@ def load_head_entry(bundle: Any, entry: HeadEntry | DetectorEntry | Mapping[str,
     for key, value in entry.file_summary().items():
         if not _same(value, file_dict[key]):
             raise BundleError(f"{where}: manifest {key} differs from the head file")
+    check_ood_entry(entry.to_dict(), head.ood, where)
     if head.dim != manifest.embedding_dim:
         raise BundleError(f"{where}: trained on {head.dim}-d embeddings, the bundle's are "
                           f"{manifest.embedding_dim}-d")

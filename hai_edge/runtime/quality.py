@@ -30,17 +30,22 @@ from hai_edge.runtime.frontends import resize_antialiased, to_rgb
 __all__ = [
     "ANALYSIS_SIDE",
     "ASPECT_MAX",
+    "BLUR_BLOCK",
     "BLUR_MIN",
     "Check",
     "CheckName",
     "Flag",
+    "OVER_BLOCK",
     "OVER_MAX",
     "QualityCheck",
     "QualityReport",
     "SKIN_MIN",
+    "UNDER_BLOCK",
     "UNDER_MIN",
     "analysis_image",
     "assess_quality",
+    "blocking_checks",
+    "blocking_reason",
 ]
 
 ANALYSIS_SIDE = 128
@@ -58,6 +63,20 @@ UNDER_MIN = 110.0
 """Mean luma (0..255) below which a photo is flagged as under-exposed."""
 SKIN_MIN = 0.25
 """Skin-tone fraction below which a photo is flagged as likely not a skin photo."""
+
+# ------------------------------------------------------------------- blocking thresholds
+# A check that only warns leaves the score to the user's judgement; these far stricter limits
+# withhold the heads' scores instead (runtime.abstain). Chosen on PAD-UFES-20 so that almost no
+# in-distribution photo is blocked (benchmarks/derm_abstain.py; figures in docs/derm.md).
+# not_skin never blocks: the skin-colour box misreads lesion close-ups under warm light (a
+# bundled demo photo reads 0% skin colours); the heads' out-of-distribution gate catches photos
+# that are not skin instead.
+BLUR_BLOCK = 0.12
+"""Sharpness ratio below which the heads' scores are withheld (far beyond :data:`BLUR_MIN`)."""
+OVER_BLOCK = 225.0
+"""Mean luma above which the heads' scores are withheld (nearly white)."""
+UNDER_BLOCK = 45.0
+"""Mean luma below which the heads' scores are withheld (nearly black)."""
 
 # --------------------------------------------------------------- geometric thresholds
 ASPECT_MAX = 2.0
@@ -318,3 +337,25 @@ def _checks(img: np.ndarray, luma: np.ndarray, full_size: Sequence[int], min_sid
         _check(CheckName.NOT_SKIN, skin, SKIN_MIN, skin < SKIN_MIN,
                f"only {skin:.0%} of the photo has skin colours; it may not be a skin photo"),
     ]
+
+
+# ----------------------------------------------------------------------------- blocks
+_BLOCKS = {CheckName.BLUR: (lambda v: v < BLUR_BLOCK, "the photo is too blurred to score"),
+           CheckName.EXPOSURE_OVER: (lambda v: v > OVER_BLOCK, "the photo is too bright to score"),
+           CheckName.EXPOSURE_UNDER: (lambda v: v < UNDER_BLOCK, "the photo is too dark to score")}
+
+
+def blocking_checks(report: QualityReport) -> tuple[QualityCheck, ...]:
+    """The photo checks whose score is past its *blocking* limit: the heads' scores are then
+    withheld (``hai_edge.runtime.abstain``), not just warned about."""
+    out = []
+    for c in report.checks:
+        rule = _BLOCKS.get(c.name) if isinstance(c, QualityCheck) else None
+        if rule is not None and rule[0](c.score):
+            out.append(c)
+    return tuple(out)
+
+
+def blocking_reason(report: QualityReport) -> str:
+    """Plain words for the blocking checks ("" when none blocks)."""
+    return "; ".join(_BLOCKS[c.name][1] for c in blocking_checks(report))

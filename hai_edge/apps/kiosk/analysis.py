@@ -6,7 +6,8 @@ results page shows and exports) plus the embeddings as a float32 matrix (exporte
 Photos: one result per image (several for a multi-frame DICOM) shaped like
 ``DermResult.to_dict`` (docs/kiosk.md). Coughs: ``CoughResult.to_dict`` (its ``quality`` block
 included). The real analyzer only calls the pipelines' ``analyze_bytes``: decoding and quality
-checks live in the runtime, not here.
+checks live in the runtime, not here. ``score_anyway`` (the upload's ``?score_anyway=1``) asks
+the pipelines to score heads they would withhold (runtime.abstain); the result says so.
 """
 
 from __future__ import annotations
@@ -44,9 +45,11 @@ class Analyzer(Protocol):
     """What the kiosk needs from inference. Implementations must be callable from one worker
     thread per kind (photo and cough calls may run concurrently)."""
 
-    def analyze_photo(self, data: bytes, name: str) -> Analysis: ...
+    def analyze_photo(self, data: bytes, name: str, score_anyway: bool = False
+                      ) -> Analysis: ...
 
-    def analyze_cough(self, data: bytes, name: str) -> Analysis: ...
+    def analyze_cough(self, data: bytes, name: str, score_anyway: bool = False
+                      ) -> Analysis: ...
 
     def info(self) -> dict[str, Any]: ...
 
@@ -135,20 +138,20 @@ class PipelineAnalyzer:
             out["photo"] = _photo_meta(self.photo)
         return out
 
-    def analyze_photo(self, data: bytes, name: str) -> Analysis:
+    def analyze_photo(self, data: bytes, name: str, score_anyway: bool = False) -> Analysis:
         photo = self.photo  # one pipeline for the whole request, even if an update swaps it
         if photo is None:
             raise HaiEdgeError("no photo bundle is configured on this kiosk")
-        frames = photo.analyze_bytes(data, name)
+        frames = photo.analyze_bytes(data, name, score_anyway=score_anyway)
         dicts = [f.to_dict(embedding=True) for f in frames]
         vectors = np.asarray([d.pop("embedding") for d in dicts], dtype=np.float32)
         return Analysis({"kind": "photo", "frames": dicts}, vectors)
 
-    def analyze_cough(self, data: bytes, name: str) -> Analysis:
+    def analyze_cough(self, data: bytes, name: str, score_anyway: bool = False) -> Analysis:
         cough = self.cough  # one pipeline for the whole request, even if an update swaps it
         if cough is None:
             raise HaiEdgeError("no cough bundle is configured on this kiosk")
-        res = cough.analyze_bytes(data, name)
+        res = cough.analyze_bytes(data, name, score_anyway=score_anyway)
         d = res.to_dict(embeddings=False, quality=True)  # checked on the recording as uploaded
         d["kind"] = "cough"
         dim = cough.bundle.manifest.embedding_dim
@@ -184,6 +187,7 @@ def _mock_too_small(side: int) -> dict[str, Any]:
 
 class MockAnalyzer:
     """Deterministic analyzer for API tests: real decoders (so bad files fail as in
+    production), the real energy detector (so a recording without a cough is withheld as in
     production), fixed scores, optional ``delay_s`` to simulate a slow engine."""
 
     notice = "mock analyzer: not a model, not for clinical use"
@@ -208,7 +212,7 @@ class MockAnalyzer:
         seed = int.from_bytes(hashlib.sha256(data).digest()[:4], "little")
         return np.random.default_rng(seed).standard_normal((rows, self.dim)).astype(np.float32)
 
-    def analyze_photo(self, data: bytes, name: str) -> Analysis:
+    def analyze_photo(self, data: bytes, name: str, score_anyway: bool = False) -> Analysis:
         from hai_edge.runtime.decoders import load_images_bytes
 
         self.calls += 1
@@ -222,13 +226,16 @@ class MockAnalyzer:
                 "quality": {"passed": min(h, w) >= 64, "checks": [_mock_too_small(min(h, w))]},
                 "scores": {"mock-head": {"probability": 0.25, "threshold": 0.5,
                                          "positive": False, "label": "negative"}},
+                "withheld": {}, "scored_anyway": bool(score_anyway),
                 "pseudonym": None, "timing_ms": {"total": 1.0}, "notices": [self.notice],
                 "bundle": "mock", "backend": "mock", "model": "mock"})
         return Analysis({"kind": "photo", "frames": frames}, self._vector(data, len(frames)))
 
-    def analyze_cough(self, data: bytes, name: str) -> Analysis:
+    def analyze_cough(self, data: bytes, name: str, score_anyway: bool = False) -> Analysis:
+        from hai_edge.runtime.abstain import NO_COUGH
         from hai_edge.runtime.cough_quality import assess_recording
         from hai_edge.runtime.decoders import decode_audio_bytes
+        from hai_edge.runtime.events import EnergyDetector
         from hai_edge.runtime.frontends import to_mono
 
         self.calls += 1
@@ -238,15 +245,21 @@ class MockAnalyzer:
         if mono.size < dec.sample_rate // 4:
             raise InputError(name, f"audio is {mono.size / dec.sample_rate:.2f} s long; at "
                                    "least 0.25 s is needed")
+        events = EnergyDetector(dec.sample_rate).detect(mono)
+        scored = bool(events) or score_anyway
+        score = {"mean": 0.75, "max": 0.8, "count": 1, "threshold": 0.5, "positive": True,
+                 "label": "positive"}
         result = {"kind": "cough", "input": name, "duration_s": round(dec.duration_s, 4),
                   "sample_rate": dec.sample_rate, "bundle": "mock", "backend": "mock",
-                  "model": "mock", "detector": "mock", "events": [], "windows": [],
-                  "fallback_windows": True,
-                  "scores": {"mock-head": {"mean": 0.75, "max": 0.8, "count": 1,
-                                           "threshold": 0.5, "positive": True,
-                                           "label": "positive"}},
+                  "model": "mock", "detector": "energy", "events": [e.to_dict() for e in events],
+                  "windows": [], "fallback_windows": not events and scored,
+                  "scores": {"mock-head": score if scored else None},
+                  "withheld": {} if scored else {"mock-head": NO_COUGH},
+                  "scored_anyway": bool(score_anyway),
                   "timing_ms": {"total": 1.0}, "notices": [self.notice],
-                  "quality": assess_recording(mono, dec.sample_rate, 0, 1.0).to_dict()}
+                  "quality": assess_recording(mono, dec.sample_rate, len(events), 1.0).to_dict()}
+        if score_anyway:
+            result["would_withhold"] = {} if events else {"mock-head": NO_COUGH}
         return Analysis(result, self._vector(data, 1))
 
     def close(self) -> None:
@@ -304,13 +317,15 @@ class AnalysisQueue:
         n = {Kind.PHOTO: photo_workers or workers, Kind.COUGH: workers}
         self._lanes = {k: _Lane(k, depth, n[k]) for k in Kind}
 
-    def submit(self, kind: Kind, data: bytes, name: str) -> concurrent.futures.Future[Analysis]:
-        fn: Callable[[bytes, str], Analysis] = (self.analyzer.analyze_photo if kind is Kind.PHOTO
-                                                else self.analyzer.analyze_cough)
+    def submit(self, kind: Kind, data: bytes, name: str, score_anyway: bool = False
+               ) -> concurrent.futures.Future[Analysis]:
+        fn: Callable[..., Analysis] = (self.analyzer.analyze_photo if kind is Kind.PHOTO
+                                       else self.analyzer.analyze_cough)
         lane = self._lanes[kind]
         fut: concurrent.futures.Future[Analysis] = concurrent.futures.Future()
         try:
-            lane.jobs.put_nowait((fut, fn, (data, name), time.perf_counter()))
+            args = (data, name, True) if score_anyway else (data, name)
+            lane.jobs.put_nowait((fut, fn, args, time.perf_counter()))
         except queue.Full:
             wait = math.ceil(lane.jobs.qsize() * lane.mean_s / len(lane.threads))
             raise Overloaded(kind, max(1, wait)) from None

@@ -56,13 +56,16 @@ def _quality(result: dict[str, Any]) -> tuple[bool, list[str]]:
 
 def _score_rows(result: dict[str, Any]) -> list[tuple[str, float, float, bool, str]]:
     rows = []
-    if result.get("kind") == "photo":
-        for f in result.get("frames", []):
-            for head, s in f.get("scores", {}).items():
-                rows.append((head, s["probability"], s["threshold"], s["positive"], s["label"]))
-    else:
-        for head, s in result.get("scores", {}).items():
-            rows.append((head, s["mean"], s["threshold"], s["positive"], s["label"]))
+    nan = float("nan")
+    items = result.get("frames", []) if result.get("kind") == "photo" else [result]
+    for r in items:
+        for head, s in r.get("scores", {}).items():
+            if s is None:  # withheld (runtime.abstain): no score, the reason as the label
+                why = (r.get("withheld") or {}).get(head, "withheld")
+                rows.append((head, nan, nan, False, f"not scored: {why}"))
+            else:
+                rows.append((head, s["probability"] if "probability" in s else s["mean"],
+                             s["threshold"], s["positive"], s["label"]))
     return rows or [("", float("nan"), float("nan"), False, "")]
 
 

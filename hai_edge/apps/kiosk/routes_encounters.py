@@ -70,15 +70,16 @@ def encounter_routes(ctx: KioskContext) -> APIRouter:
 
 
 async def analyse_and_store(ctx: KioskContext, eid: str, kind: Kind, data: bytes, name: str,
-                            source: str) -> Response:
-    """Sniff, queue for analysis, store (media file, then one transaction) -> 201 capture."""
+                            source: str, score_anyway: bool = False) -> Response:
+    """Sniff, queue for analysis, store (media file, then one transaction) -> 201 capture.
+    ``score_anyway``: score heads that would be withheld (the result says so)."""
     mime = sniff(data, kind)
     if mime is None:
         what = ("an image (JPEG, PNG, WebP, BMP, TIFF, GIF or DICOM)" if kind is Kind.PHOTO
                 else "an audio file (WAV, FLAC, OGG, MP3 or AIFF)")
         raise ApiError(415, f"{name}: not {what}")
     try:
-        fut = ctx.jobs.submit(kind, data, name)
+        fut = ctx.jobs.submit(kind, data, name, score_anyway)
     except Overloaded as exc:
         raise ApiError(503, str(exc), {"retry-after": str(exc.retry_after_s)}) from None
     try:
@@ -120,8 +121,14 @@ async def upload(ctx: KioskContext, request: Request, kind: Kind) -> tuple[bytes
     return data, name
 
 
+def _score_anyway(request: Request) -> bool:
+    """``?score_anyway=1`` (or true/yes): score heads that would be withheld."""
+    return request.query_params.get("score_anyway", "").lower() in ("1", "true", "yes")
+
+
 def capture_routes(ctx: KioskContext) -> APIRouter:
-    """``/api/encounters/{eid}/photo``, ``.../cough`` (uploads) and ``.../cough/mic``."""
+    """``/api/encounters/{eid}/photo``, ``.../cough`` (uploads) and ``.../cough/mic``; each
+    takes ``?score_anyway=1`` (the mic route also ``"score_anyway": true`` in its body)."""
     router = APIRouter()
 
     @router.post("/api/encounters/{eid}/photo")
@@ -132,7 +139,8 @@ def capture_routes(ctx: KioskContext) -> APIRouter:
         source = request.query_params.get("source", "upload")
         if source not in ("upload", "camera"):
             source = "upload"
-        return await analyse_and_store(ctx, eid, Kind.PHOTO, data, name, source)
+        return await analyse_and_store(ctx, eid, Kind.PHOTO, data, name, source,
+                                       _score_anyway(request))
 
     @router.post("/api/encounters/{eid}/cough")
     async def add_cough(eid: str, request: Request) -> Response:
@@ -142,7 +150,8 @@ def capture_routes(ctx: KioskContext) -> APIRouter:
         source = request.query_params.get("source", "upload")
         if source not in ("upload", "browser-mic"):
             source = "upload"
-        return await analyse_and_store(ctx, eid, Kind.COUGH, data, name, source)
+        return await analyse_and_store(ctx, eid, Kind.COUGH, data, name, source,
+                                       _score_anyway(request))
 
     @router.post("/api/encounters/{eid}/cough/mic")
     async def add_cough_mic(eid: str, request: Request) -> Response:
@@ -152,6 +161,7 @@ def capture_routes(ctx: KioskContext) -> APIRouter:
             raise ApiError(503, "the kiosk's own microphone is disabled (--no-mic)")
         body = await json_body(request)
         seconds = field(body, "seconds", float, 5.0)
+        anyway = field(body, "score_anyway", bool, False) or _score_anyway(request)
         if not 0.5 <= seconds <= ctx.config.max_mic_seconds:
             raise ApiError(400, f"seconds must be between 0.5 and {ctx.config.max_mic_seconds:g}")
         rate = int(getattr(ctx.analyzer, "cough_sample_rate", 16000))
@@ -167,6 +177,7 @@ def capture_routes(ctx: KioskContext) -> APIRouter:
             raise ApiError(503, str(exc)) from None
         finally:
             ctx.mic_lock.release()
-        return await analyse_and_store(ctx, eid, Kind.COUGH, wav, "kiosk-mic.wav", "kiosk-mic")
+        return await analyse_and_store(ctx, eid, Kind.COUGH, wav, "kiosk-mic.wav", "kiosk-mic",
+                                       anyway)
 
     return router

@@ -4,7 +4,8 @@
 //
 // Query parameters (for benchmarks and diagnostics only): threads=N (needs cross-origin
 // isolation for N > 1), bench=N (time N runs of the model on the golden inputs after the
-// self-test), qdq=float (INT8 numerics on float kernels: faster, not bit-exact; js/engine.js).
+// self-test), qdq=float (INT8 numerics on float kernels: faster, not bit-exact; js/engine.js),
+// score_anyway=1 (score the heads even with no cough detected; the result says scored_anyway).
 
 import { loadBundle } from './js/bundle.js';
 import { analyze } from './js/cough.js';
@@ -156,7 +157,7 @@ async function onRecord() {
     const source = `mic:${rec.device}`;
     const { result, raw } = await analyze(mono, source, {
       spec: bundle.spec, detector: bundle.detector, heads: bundle.heads, notices: bundle.notices,
-      embed: (xs) => ctx.engine.embed(xs), keepEmbeddings: true,
+      embed: (xs) => ctx.engine.embed(xs), keepEmbeddings: true, scoreAnyway: q.get('score_anyway') === '1',
       meta: { bundle: bundle.manifest.name, backend: 'onnxruntime-web', model: bundle.entry.id, detector: bundle.detector.name },
     });
     const processing = Object.fromEntries(['echoCancellation', 'noiseSuppression', 'autoGainControl']
@@ -193,8 +194,16 @@ function showResult(r) {
   if (!names.length) parts.push(el('p', {}, 'This bundle has no screening heads: events only.'));
   for (const name of names) {
     const s = r.scores[name];
+    if (s === null) {  // withheld: a reason in plain words, never a verdict
+      const why = (r.withheld || {})[name] || 'withheld';
+      parts.push(el('p', { class: 'score withheld' }, `${name}: not scored (${why}).`));
+      parts.push(el('p', { class: 'muted' }, 'Only coughs are scored. Record again and cough 2 or 3 times, strongly.'));
+      continue;
+    }
+    const anyway = r.scored_anyway && (r.would_withhold || {})[name];
     parts.push(el('p', { class: `score ${s.positive ? 'positive' : 'negative'}` },
-      `${name}: ${s.label} (score ${fmtP(s.mean)}, threshold ${fmtP(s.threshold)})`));
+      `${name}: ${s.label} (score ${fmtP(s.mean)}, threshold ${fmtP(s.threshold)})`
+      + (anyway ? ` - scored anyway, would not be scored: ${anyway}` : '')));
     parts.push(el('p', { class: 'muted' }, `max window ${fmtP(s.max)} over ${s.count} window(s)`));
   }
   parts.push(el('p', {}, r.events.length ? `${r.events.length} cough event(s) found.` : 'No cough events found.'));
@@ -212,7 +221,8 @@ async function showHistory() {
   if (!items.length) { ul.replaceChildren(el('li', { class: 'muted' }, 'No saved results.')); return; }
   ul.replaceChildren(...items.reverse().map((r) => {
     const head = Object.entries(r.scores)[0];
-    const what = head ? `${head[0]}: ${head[1].label} (${fmtP(head[1].mean)})` : `${r.events.length} event(s)`;
+    const what = !head ? `${r.events.length} event(s)` : head[1] === null ? `${head[0]}: not scored`
+      : `${head[0]}: ${head[1].label} (${fmtP(head[1].mean)})`;
     const del = el('button', { type: 'button', 'aria-label': `Delete result of ${r.recorded_at}` }, 'Delete');
     del.addEventListener('click', async () => { await deleteResult(r.id); await showHistory(); });
     return el('li', {}, el('span', {}, `${new Date(r.recorded_at).toLocaleString()} · ${what}`), del);

@@ -211,9 +211,17 @@ function renderCapture(c) {
     for (const ch of q.checks) li(flags, prefix + (ch.flag === 'warn' ? ch.reason : `${ch.name}: ok`), 'flag ' + ch.flag);
     for (const [head, s] of Object.entries(r.scores || {})) {
       const tr = scores.insertRow();
+      cell(tr, prefix + head);
+      if (s === null) {  // withheld (no cough, blocking quality check, unlike the training data)
+        const why = (r.withheld || {})[head] || 'withheld';
+        cell(tr, '-'); cell(tr, '-');
+        cell(tr, `not scored: ${why}`, 'withheld');
+        continue;
+      }
       const score = c.kind === 'photo' ? s.probability : s.mean;
-      cell(tr, prefix + head); cell(tr, score.toFixed(3)); cell(tr, s.threshold.toFixed(3));
-      cell(tr, s.label, s.positive ? 'pos' : 'neg');
+      cell(tr, score.toFixed(3)); cell(tr, s.threshold.toFixed(3));
+      const anyway = r.scored_anyway && (r.would_withhold || {})[head];
+      cell(tr, s.label + (anyway ? ` (scored anyway; would not be scored: ${anyway})` : ''), s.positive ? 'pos' : 'neg');
     }
     for (const n of r.notices || []) if (!seen.has(n)) { seen.add(n); li(notices, n); }
     timing = Object.entries(r.timing_ms || {});

@@ -2,9 +2,10 @@
 // plus the bundle's detector (energy | energy_head, CONTRACTS.md section 2).
 //
 // mono at the bundle rate -> events (detector) -> WindowPlanner groups -> event_window per group
-// (quiet windows skipped) -> features -> embeddings -> heads; no event window: plain sliding
-// windows (fallback). Per head: mean / max / count of window probabilities, positive = mean >=
-// threshold.
+// (quiet windows skipped) -> features -> embeddings -> heads. Heads score coughs only: with no
+// event window every head's score is null and `withheld` says why (hai_edge/runtime/abstain.py);
+// ctx.scoreAnyway scores the plain sliding windows instead (fallback) and marks the result.
+// Per head: mean / max / count of window probabilities, positive = mean >= threshold.
 
 import { EnergyDetector } from './events.js';
 import { InputError, splitWindows, windowFeatures } from './features.js';
@@ -102,6 +103,9 @@ export class EnergyOnlyDetector {
 }
 
 const r4 = (v) => Math.round(v * 1e4) / 1e4;
+// the reasons of hai_edge/runtime/abstain.py (NO_COUGH, QUIET_COUGH), word for word
+export const NO_COUGH = 'no cough detected';
+export const QUIET_COUGH = 'the detected coughs were too quiet to score';
 const r6 = (v) => Math.round(v * 1e6) / 1e6;
 
 /**
@@ -131,14 +135,25 @@ export async function analyze(mono, source, ctx) {
     cut.push({ start_s: w.start / sr, end_s: (w.start + w.real) / sr, events: indices, samples: w.samples });
   }
   const notices = [...ctx.notices];
-  const fallback = !cut.length;
-  if (fallback) {
-    cut = splitWindows(mono, spec, source).map((w) => ({ start_s: w.start_s, end_s: w.end_s, events: [], samples: w.samples }));
-    notices.push(`${events.length ? 'all event windows were quiet' : 'no cough events detected'}: scored the plain sliding windows instead`);
+  const anyway = !!ctx.scoreAnyway;
+  let reasons = {};
+  if (!cut.length) {
+    const reason = events.length ? QUIET_COUGH : NO_COUGH;
+    reasons = Object.fromEntries(heads.map((h) => [h.name, reason]));
+    const what = events.length ? 'all event windows were quiet' : 'no cough events detected';
+    // without heads no verdict is at stake: the plain windows still give embeddings
+    const plain = splitWindows(mono, spec, source);  // all silent: an input error either way
+    if (anyway || !heads.length) {
+      cut = plain.map((w) => ({ start_s: w.start_s, end_s: w.end_s, events: [], samples: w.samples }));
+      notices.push(`${what}: scored the plain sliding windows ${heads.length ? 'anyway (score anyway)' : 'instead'}`);
+    } else {
+      notices.push(`${what}: no head was scored (heads score coughs only)`);
+    }
   }
+  const fallback = cut.length > 0 && cut.every((c) => !c.events.length);
   timing.window = performance.now() - t;
   let vectors = [];
-  if (heads.length || ctx.keepEmbeddings) {
+  if (cut.length && (heads.length || ctx.keepEmbeddings)) {
     t = performance.now();
     const inputs = cut.map((c) => windowFeatures(c.samples, spec));
     timing.preprocess = performance.now() - t;
@@ -154,6 +169,7 @@ export async function analyze(mono, source, ctx) {
   }));
   const scores = {};
   for (const h of heads) {
+    if (!windows.length) { scores[h.name] = null; continue; }
     const p = windows.map((w) => w.scores[h.name]);
     const mean = p.reduce((a, b) => a + b, 0) / p.length;
     const positive = mean >= h.threshold;
@@ -169,8 +185,11 @@ export async function analyze(mono, source, ctx) {
     windows: windows.map((w) => ({ start_s: r4(w.start_s), end_s: r4(w.end_s), events: [...w.events],
       scores: Object.fromEntries(Object.entries(w.scores).map(([k, v]) => [k, r6(v)])) })),
     fallback_windows: fallback,
-    scores: Object.fromEntries(Object.entries(scores).map(([k, s]) => [k, { mean: r6(s.mean), max: r6(s.max),
+    scores: Object.fromEntries(Object.entries(scores).map(([k, s]) => [k, s === null ? null : { mean: r6(s.mean), max: r6(s.max),
       count: s.count, threshold: r6(s.threshold), positive: s.positive, label: s.label }])),
+    withheld: anyway ? {} : reasons,
+    scored_anyway: anyway,
+    ...(anyway ? { would_withhold: reasons } : {}),
     timing_ms: Object.fromEntries(Object.entries(timing).map(([k, v]) => [k, Math.round(v * 1e3) / 1e3])),
     notices,
   };

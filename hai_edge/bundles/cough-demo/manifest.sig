@@ -3,5 +3,5 @@
   "algorithm": "ed25519",
   "key_id": "c987aacdcd4ac008",
   "public_key": "vnjD81eWRMkyKtQOi1z2sQf/VihDpz8Vi4gjxg4G2m4=",
-  "signature": "szFleDybnQ2TvFGGKF3xLFjJ2x16UYDuVsJbI+PHBlOikjeLd9CtFtvIOfXqBUo9zfBEnXLlnumpoI/SJHk5Bw=="
+  "signature": "Vh9PFn2Lay0OEVJSE04Vc3YoDW8z81mjGn4uiMD2P3JQAF9FgM0PJdnkt70RSpYuTPeEESEdPTCIfbLcPBpjAg=="
 }

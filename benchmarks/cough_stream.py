@@ -44,7 +44,7 @@ def _tiny_bundle(root: Path) -> Path:
         TensorSpec,
         write_bundle,
     )
-    from hai_edge.cli.cough import add_head_to_bundle
+    from hai_edge.heads.bundle_heads import add_head_to_bundle
     from hai_edge.runtime.frontends import AudioFrontendSpec
     from hai_edge.runtime.heads import Head
     from tests._onnx_models import onnx_linear_model

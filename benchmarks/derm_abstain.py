@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps({"threshold": gate.threshold, "sets": report}, indent=1))
     if args.write_bundle:
         from hai_edge.bundle import Bundle
-        from hai_edge.cli.cough import add_head_to_bundle
+        from hai_edge.heads.bundle_heads import add_head_to_bundle
         from hai_edge.runtime.heads import load_heads
 
         src = Bundle.load("derm-demo")

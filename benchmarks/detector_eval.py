@@ -209,10 +209,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def install(bundle: Any, head: Any, dest: Path) -> None:
     """Bundle + the retrained detector head -> a new bundle at ``dest``."""
-    try:
-        from hai_edge.heads.bundle_heads import add_head_to_bundle
-    except ImportError:  # before the #16 move
-        from hai_edge.cli.cough import add_head_to_bundle
+    from hai_edge.heads.bundle_heads import add_head_to_bundle
     from hai_edge.heads.detector_train import detector_entry
 
     entry = detector_entry(f"heads/{head.name}.json", head.threshold)

@@ -15,7 +15,7 @@ import pytest
 
 from hai_edge.bundle import Bundle, builtin_bundles
 from hai_edge.cli import main
-from hai_edge.cli.cough import add_head_to_bundle
+from hai_edge.heads.bundle_heads import add_head_to_bundle
 from hai_edge.errors import BundleError
 from hai_edge.heads.ood_fit import fit_ood_gate, withhold_rate
 from hai_edge.runtime.abstain import NO_COUGH, OodGate

@@ -89,7 +89,7 @@ def test_demo_speed_figure_compares_like_with_like() -> None:
     text = "\n".join(lines)
     # 100 ms teacher vs 0.5 ms model + 0.5 ms front end: 100x, labelled with what is compared
     assert "1 thread each" in text and "with its own front end" in text and "-> 100x" in text
-    assert "has not learned the teacher" in text  # centred cosine 0.05
+    assert "has not learned its teacher" in text  # centred cosine 0.05
 
 
 def test_median_timing_ignores_one_slow_run() -> None:

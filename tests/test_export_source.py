@@ -218,3 +218,21 @@ def test_export_defaults_to_the_installed_exporters(capsys) -> None:
     assert got == ("onnx", "openvino")
     err = capsys.readouterr().err
     assert "skipping tflite" in err and "hai-edge[export]" in err
+
+
+def test_export_of_a_student_that_never_learned_says_so_first(tmp_path: Path) -> None:
+    """The INT8 gate failure of an untrained student names the real cause (the run's report)."""
+    import json
+
+    from hai_edge.cli.export import _not_learned
+    from hai_edge.distill.fidelity import not_learned_warning
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"schema_version": 1}))
+    assert _not_learned(run) is None  # no report yet
+    (run / "fidelity.json").write_text(json.dumps({"rows": {"centred_cosine_mean": 0.0011}}))
+    said = _not_learned(run)
+    assert said and "has not learned its teacher" in said and "0.001" in said
+    assert not_learned_warning({"rows": {"centred_cosine_mean": 0.93}}) is None
+    assert _not_learned(tmp_path) is None  # a checkpoint or anything else: nothing to say

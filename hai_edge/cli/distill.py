@@ -142,6 +142,11 @@ def _cmd_distill(args: argparse.Namespace) -> int:
     )
     result = distill(cfg)
     print((result.run_dir / "fidelity.md").read_text(encoding="utf-8"))
+    from hai_edge.distill.fidelity import not_learned_warning
+
+    warning = not_learned_warning(result.fidelity or {})
+    if warning:
+        print(f"hai-edge: WARNING: {warning}", file=sys.stderr)
     print(f"{result.status}: {result.stopped} after {result.epochs_done} epochs "
           f"(best epoch {result.best_epoch}); report: {result.run_dir / 'fidelity.md'}",
           file=sys.stdout)

@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hai_edge.errors import HaiEdgeError
+from hai_edge.errors import GateError, HaiEdgeError
 
 __all__ = ["register"]
 
@@ -55,6 +55,20 @@ def _command_line(args: argparse.Namespace) -> str:
         if getattr(args, key):
             parts.append(f"--{key.replace('_', '-')}")
     return " ".join(parts)
+
+
+def _not_learned(source: Path) -> str | None:
+    """When a run's own held-out report says the student never learned, say so before INT8."""
+    if not (source / "run.json").is_file():
+        return None
+    from hai_edge.distill.fidelity import not_learned_warning
+    from hai_edge.distill.rundir import DistillRun
+
+    try:
+        report = DistillRun.open(source).fidelity_report()
+    except HaiEdgeError:
+        return None
+    return not_learned_warning(report) if report else None
 
 
 def _installed_formats(formats: Any) -> tuple[str, ...]:
@@ -111,9 +125,15 @@ def _cmd_export(args: argparse.Namespace) -> int:
                                                       else args.min_centred_cosine)),
         allow_degraded=args.allow_degraded, device=profile.id if profile else None,
         golden_items=args.golden_items)
-    bundle = src.build(args.output, options=options, name=args.name,
-                       provenance={"command": _command_line(args)}, overwrite=args.overwrite,
-                       progress=None if args.quiet else _say)
+    try:
+        bundle = src.build(args.output, options=options, name=args.name,
+                           provenance={"command": _command_line(args)}, overwrite=args.overwrite,
+                           progress=None if args.quiet else _say)
+    except GateError as exc:
+        why = _not_learned(source)
+        if why is None:
+            raise
+        raise GateError(f"{why}. {exc}", figures=exc.figures) from None
     m = bundle.manifest
     print(f"wrote bundle {bundle.root} ({m.modality.value}, {m.embedding_dim}-d, "
           f"{len(m.models)} model(s))")

@@ -22,14 +22,13 @@ from typing import Any
 
 import numpy as np
 
+from hai_edge.distill.fidelity import not_learned_warning
 from hai_edge.errors import HaiEdgeError
 
 __all__ = ["DEMO_DATA", "DemoResult", "run_demo"]
 
 DEMO_DATA = Path(__file__).resolve().parent.parent / "demo_data"
 NOTICE = "demo, not for clinical use"
-# Held-out centred cosine below which a student has not learned its teacher (0 = chance).
-NOT_LEARNED_CENTRED = 0.2
 _ITEM = {"audio": "2 s window", "image": "300 px photo"}
 
 
@@ -272,9 +271,9 @@ def _summary(results: list[DemoResult], total_s: float, say: Callable[[str], Non
         say(f"  {r.modality:<6} bundle {r.bundle}")
         say(f"         student vs teacher (held-out, n={held.get('n', 0)}): mean cosine {mean_cos:.3f}, "
             f"centred {ctr:.3f}")
-        if ctr < NOT_LEARNED_CENTRED:
-            say(f"         WARNING: the student has not learned the teacher (held-out centred cosine "
-                f"{ctr:.3f} < {NOT_LEARNED_CENTRED}); its INT8 gates say so too")
+        warning = not_learned_warning(r.fidelity)
+        if warning:
+            say(f"         WARNING: {warning}")
         say(f"         best INT8: {best[0]} {size:.2f} MB, {best[1]:.2f} ms/item at 1 thread")
         say(f"         speed, 1 thread each, median per {_ITEM[r.modality]} with its own front end: "
             f"reference teacher {r.teacher_ms:.1f} ms vs INT8 student {student_ms:.2f} ms "

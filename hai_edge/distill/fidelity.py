@@ -29,9 +29,26 @@ __all__ = [
     "render_markdown",
     "subgroup_value",
     "topk_neighbours",
+    "NOT_LEARNED_CENTRED",
+    "not_learned_warning",
 ]
 
 AGE_BANDS = ((0, 30), (30, 45), (45, 60), (60, 75), (75, 200))
+# Held-out centred cosine below which a student has not learned its teacher (0 = chance): its
+# embeddings only share the teacher's mean direction. INT8 cannot fix that, nor is it to blame.
+NOT_LEARNED_CENTRED = 0.2
+
+
+def not_learned_warning(report: Mapping[str, Any]) -> str | None:
+    """A plain sentence when the held-out report says the student did not learn, else None."""
+    rows = report.get("rows") or {}
+    ctr = rows.get("centred_cosine_mean")
+    if not isinstance(ctr, (int, float)) or ctr >= NOT_LEARNED_CENTRED:
+        return None
+    return (f"the student has not learned its teacher: held-out centred cosine {ctr:.3f} "
+            f"(< {NOT_LEARNED_CENTRED}; 0 is chance). Train longer, on more data, or start from "
+            "a pretrained student (--init); exporting it will fail the INT8 gates for this "
+            "reason, not because of INT8")
 
 
 def topk_neighbours(x: np.ndarray, k: int, chunk: int = 1024) -> np.ndarray:

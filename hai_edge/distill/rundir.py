@@ -140,6 +140,11 @@ class DistillRun:
             return None
         return Path(where)
 
+    def fidelity_report(self) -> Mapping[str, Any] | None:
+        """fidelity.json (the held-out student-vs-teacher report), or None before training."""
+        path = self.root / "fidelity.json"
+        return _read_json(path) if path.is_file() else None
+
     # ---------------------------------------------------------------- split.json
     @functools.cached_property
     def split(self) -> Mapping[str, Any]:

@@ -3,5 +3,5 @@
   "algorithm": "ed25519",
   "key_id": "c987aacdcd4ac008",
   "public_key": "vnjD81eWRMkyKtQOi1z2sQf/VihDpz8Vi4gjxg4G2m4=",
-  "signature": "Vh9PFn2Lay0OEVJSE04Vc3YoDW8z81mjGn4uiMD2P3JQAF9FgM0PJdnkt70RSpYuTPeEESEdPTCIfbLcPBpjAg=="
+  "signature": "takI91/U+qUeZtoaqt0w2zM0EQAnL7O7kZyzQnzw13UtOyQwC8QUAClx1+Ng8uBt5+ce6dzI3XKMcGxAWpyKCA=="
 }

@@ -43,3 +43,13 @@ def tiny_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         notices=("test bundle: random weights, not for any use",),
     )
     return {"audio": audio.root, "image": image.root}
+
+
+@pytest.fixture()
+def no_trust_store(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No bundle trust store configured, whatever this machine has (signed-bundle tests)."""
+    from hai_edge.bundle import signing
+
+    monkeypatch.setenv(signing.TRUST_ENV, "")  # recorded, so the teardown restores it (the
+    monkeypatch.delenv(signing.TRUST_ENV)  # CLI's --trust sets it for the whole process)
+    monkeypatch.setenv(signing.CONFIG_ENV, str(tmp_path / "config"))

@@ -23,11 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 STEPS = ("received", "verified", "stored", "switched")
 
 
-@pytest.fixture(autouse=True)
-def _no_machine_trust_store(monkeypatch, tmp_path: Path) -> None:
-    monkeypatch.setenv(signing.TRUST_ENV, "")  # recorded, so the teardown restores it (the
-    monkeypatch.delenv(signing.TRUST_ENV)  # CLI's --trust sets it for the whole process)
-    monkeypatch.setenv(signing.CONFIG_ENV, str(tmp_path / "config"))
+pytestmark = pytest.mark.usefixtures("no_trust_store")
 
 
 @pytest.fixture()
@@ -218,7 +214,7 @@ def test_switching_never_interrupts_a_request_in_flight(monkeypatch) -> None:
             self.name, self.closed, self.started = name, False, threading.Event()
             self.bundle = type("B", (), {"manifest": type("M", (), {"embedding_dim": 2})()})()
 
-        def analyze_bytes(self, data: bytes, name: str) -> object:
+        def analyze_bytes(self, data: bytes, name: str, **options: object) -> object:
             self.started.set()
             time.sleep(0.3)
             assert not self.closed, "closed while a request was using it"

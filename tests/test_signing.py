@@ -17,12 +17,7 @@ from hai_edge.errors import BundleError, HaiEdgeError  # noqa: E402
 from tests._onnx_models import make_onnx_bundle, onnx_linear_model  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _no_machine_trust_store(monkeypatch, tmp_path: Path) -> None:
-    """Each test starts with no trust store configured, whatever this machine has."""
-    monkeypatch.setenv(signing.TRUST_ENV, "")  # recorded, so the teardown restores it (the
-    monkeypatch.delenv(signing.TRUST_ENV)  # CLI's --trust sets it for the whole process)
-    monkeypatch.setenv(signing.CONFIG_ENV, str(tmp_path / "config"))
+pytestmark = pytest.mark.usefixtures("no_trust_store")
 
 
 @pytest.fixture()

@@ -264,6 +264,7 @@ _COMMAND_MODULES = (
     ".demo",  # hai-edge demo
     ".samples",  # hai-edge samples
     ".report",  # hai-edge report
+    ".stress",  # hai-edge stress
     ".kiosk",  # hai-edge kiosk / kiosk adduser
     ".pwa",  # hai-edge pwa build / serve
 )

@@ -97,9 +97,13 @@ def test_stress_image_without_teacher_is_deterministic(tmp_path: Path) -> None:
     outs = []
     for k in range(2):
         out = tmp_path / f"s{k}.json"
-        assert main([*args, "-o", str(out)]) == 0
+        plots = ["--plots", str(tmp_path / "plots")] if k == 0 else []
+        assert main([*args, *plots, "-o", str(out)]) == 0
         outs.append(json.loads(out.read_text())["results"]["heads"])
     assert outs[0] == outs[1]
+    pngs = sorted(p.name for p in (tmp_path / "plots").iterdir())
+    assert pngs == ["derm-demo-crop.png", "derm-demo-jpeg.png"]
+    assert (tmp_path / "plots" / pngs[0]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     jpeg = outs[0]["malignant"]["shifts"][0]
     assert jpeg["shift"] == "jpeg" and jpeg["n"] == 8
     assert "excess_auroc_drop" not in jpeg["scorers"]["onnx-int8"]  # nothing to compare with

@@ -20,7 +20,7 @@ MAX_FILE_LINES = 500
 MAX_FUNCTION_LINES = 120
 RUN_SIDE = {"bundle", "runtime", "devices", "apps"}
 BUILD_SIDE = {"teachers", "distill", "export", "quantize", "heads", "report", "demo",
-              "evaluation", "corpus"}
+              "evaluation", "corpus", "stress"}
 BOTTOM = {"errors", "fileio", "tools", "__init__"}
 
 

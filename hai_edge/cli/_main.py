@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "hai_edge.cli.demo",  # hai-edge demo
     "hai_edge.cli.samples",  # hai-edge samples
     "hai_edge.cli.report",  # hai-edge report
+    "hai_edge.cli.stress",  # hai-edge stress
     "hai_edge.cli.kiosk",  # hai-edge kiosk / kiosk adduser
     "hai_edge.cli.pwa",  # hai-edge pwa build / serve
 )

@@ -388,3 +388,30 @@ def test_prepare_audio_rejects_bad_input() -> None:
         prepare_audio(np.zeros((2, 3, 4), dtype=np.float32), 16000, spec, "bad.wav")
     with pytest.raises(InputError, match="0.25 s long"):
         prepare_audio(np.full(4000, 0.1, dtype=np.float32), 16000, spec, "bad.wav")
+
+
+def test_front_ends_run_numpy_blas_on_one_thread() -> None:
+    """The run side's small matrices on a multi-threaded BLAS cost 10x on a busy machine: the
+    pipelines run their front ends under hai_edge.tools.one_blas_thread."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from hai_edge.runtime._embedder import Embedder
+    from hai_edge.tools import one_blas_thread
+
+    def blas_threads() -> set[int]:
+        return {i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"}
+
+    if not blas_threads():
+        pytest.skip("numpy has no BLAS that threadpoolctl can see")
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        with one_blas_thread():
+            assert blas_threads() == {1}
+        assert blas_threads() == {2}  # restored
+        seen: list[set[int]] = []
+        original = Embedder.embed_inputs
+        Embedder.embed_inputs = lambda self, x: (seen.append(blas_threads()), original(self, x))[1]
+        try:
+            with Embedder("cough-demo") as emb:
+                emb.embed_audio(np.zeros(32000, np.float32) + 0.01, 16000)
+        finally:
+            Embedder.embed_inputs = original
+        assert seen and seen[0] == {1}

@@ -18,6 +18,7 @@ from hai_edge.bundle import Bundle, ModelEntry, Modality, Precision
 from hai_edge.errors import BackendError
 from hai_edge.runtime.backends import Backend, open_model
 from hai_edge.runtime.frontends import AudioFrontendSpec, ImageFrontendSpec, prepare_audio, prepare_image
+from hai_edge.tools import one_blas_thread
 
 __all__ = ["AudioEmbedding", "Embedder", "EmbedderPipeline", "ImageEmbedding"]
 
@@ -132,6 +133,7 @@ class Embedder:
                                "infinity)")
         return a
 
+    @one_blas_thread()
     def embed_audio(self, samples: np.ndarray, sample_rate: int, source: str = "<audio>") -> AudioEmbedding:
         spec = self.spec
         if not isinstance(spec, AudioFrontendSpec):
@@ -160,6 +162,7 @@ class Embedder:
         emb.timing_ms["decode"] = (t1 - t0) * 1e3
         return emb
 
+    @one_blas_thread()
     def embed_image(self, pixels: np.ndarray, orientation: int = 1, source: str = "<image>",
                     frame: int | None = None) -> ImageEmbedding:
         spec = self.spec

@@ -45,6 +45,7 @@ from hai_edge.runtime.events import Event, EventDetector, detector_from_bundle
 from hai_edge.runtime.frontends import AudioFrontendSpec, resample, split_windows, to_mono, window_features
 from hai_edge.runtime.heads import Head, load_heads
 from hai_edge.runtime.quality import QualityReport
+from hai_edge.tools import one_blas_thread
 
 __all__ = [
     "CoughPipeline",
@@ -263,6 +264,7 @@ class CoughPipeline(EmbedderPipeline):
         return self.analyze(decoded.samples, decoded.sample_rate, str(name),
                             score_anyway=score_anyway, _timing={"decode": decode_ms})
 
+    @one_blas_thread()
     def analyze(self, samples: np.ndarray, sample_rate: int, source: str = "<audio>", *,
                 score_anyway: bool = False, _timing: Mapping[str, float] | None = None
                 ) -> CoughResult:
@@ -320,6 +322,7 @@ class CoughPipeline(EmbedderPipeline):
         timing["window"] = timing.get("window", 0.0) + (time.perf_counter() - t0) * 1e3
         return self._score(cut, timing)
 
+    @one_blas_thread()
     def _score(self, cut: Sequence[tuple[float, float, tuple[int, ...], np.ndarray]],
                timing: dict[str, float]) -> list[ScoredWindow]:
         if not cut:

@@ -45,6 +45,7 @@ from hai_edge.runtime.abstain import ood_reason
 from hai_edge.runtime.frontends import ImageFrontendSpec
 from hai_edge.runtime.heads import Head, load_heads
 from hai_edge.runtime.quality import QualityCheck, QualityReport, assess_quality, blocking_reason
+from hai_edge.tools import one_blas_thread
 
 __all__ = [
     "HEIC_SUFFIXES",
@@ -249,6 +250,7 @@ class DermPipeline(EmbedderPipeline):
         return 2 * max(self.spec.height, self.spec.width)
 
     # ---------------------------------------------------------------------- analysis
+    @one_blas_thread()
     def _results(self, src: str, images: Sequence[Any], stored: tuple[int, int] | None,
                  dicom: bool, patient_id: str | None, t0: float, score_anyway: bool = False
                  ) -> list[DermResult]:

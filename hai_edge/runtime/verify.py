@@ -21,6 +21,7 @@ import numpy as np
 from hai_edge.bundle import Bundle, ModelEntry
 from hai_edge.errors import BundleError, GateError, HaiEdgeError, MissingDependencyError
 from hai_edge.runtime.frontends import AudioFrontendSpec, prepare_audio, prepare_image
+from hai_edge.tools import one_blas_thread
 
 __all__ = [
     "GOLDEN_NAME",
@@ -185,6 +186,7 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where((na == 0) & (nb == 0), 1.0, np.nan_to_num(c, nan=0.0))
 
 
+@one_blas_thread()
 def verify_bundle(bundle: Bundle, backend: str | None = None, threads: int | None = 1,
                   exclude: Mapping[str, str] | None = None) -> VerifyReport:
     """Run the golden vectors through every model on every installed engine (or ``backend``).

@@ -17,6 +17,7 @@ from hai_edge.apps.kiosk.analysis import Analysis, Kind, Overloaded, sniff
 from hai_edge.apps.kiosk.context import KioskContext, b32, wav_bytes
 from hai_edge.apps.kiosk.store import StoreError
 from hai_edge.apps.kiosk.web import ApiError, BodyTooLarge, field, json_body
+from hai_edge.apps.messages import message
 from hai_edge.errors import HaiEdgeError, InputError
 
 __all__ = ["analyse_and_store", "capture_routes", "encounter_routes", "upload"]
@@ -89,7 +90,8 @@ async def analyse_and_store(ctx: KioskContext, eid: str, kind: Kind, data: bytes
     try:
         res: Analysis = await asyncio.wrap_future(fut)
     except InputError as exc:
-        raise ApiError(422, str(exc)) from None
+        silent = exc.problem.startswith("audio is silent")  # the runtime's words: for the log
+        raise ApiError(422, message("rec.silent") if silent else str(exc)) from None
     except HaiEdgeError as exc:
         raise ApiError(503, str(exc)) from None
     emb = res.embeddings.astype("<f4", copy=False)
@@ -118,9 +120,9 @@ async def upload(ctx: KioskContext, request: Request, kind: Kind) -> tuple[bytes
     data = await up.read(limit + 1)
     await up.close()
     if len(data) > limit:
-        what = "photo" if kind is Kind.PHOTO else "recording"
-        raise ApiError(413, f"this {what} is larger than the kiosk's limit of "
-                            f"{limit / (1024 * 1024):.0f} MB: use a smaller file")
+        raise ApiError(413, message("upload.server_too_large",
+                                    what=message(f"upload.what_one.{kind.value}"),
+                                    limit=f"{limit / (1024 * 1024):.0f}"))
     if not data:
         raise ApiError(422, f"{up.filename or 'upload'}: empty file (0 bytes)")
     name = Path(up.filename or f"{kind.value}.bin").name[:128] or f"{kind.value}.bin"
@@ -158,8 +160,7 @@ def capture_routes(ctx: KioskContext) -> APIRouter:
         op = await ctx.op_async(request)
         await ctx.load_encounter(eid)
         if not ctx.mic_ok:
-            raise ApiError(503, "this kiosk has no microphone of its own: record on this device "
-                                "or upload a recording")
+            raise ApiError(503, message("kiosk_mic.none"))
         body = await json_body(request)
         seconds = field(body, "seconds", float, 5.0)
         if not 0.5 <= seconds <= ctx.config.max_mic_seconds:
@@ -175,8 +176,7 @@ def capture_routes(ctx: KioskContext) -> APIRouter:
             wav = await run_in_threadpool(record)
         except HaiEdgeError as exc:
             log.warning("kiosk microphone: %s", exc)
-            raise ApiError(503, "the kiosk microphone could not record: record on this device or "
-                                "upload a recording") from None
+            raise ApiError(503, message("kiosk_mic.failed")) from None
         finally:
             ctx.mic_lock.release()
         return await analyse_and_store(ctx, eid, Kind.COUGH, wav, "kiosk-mic.wav", "kiosk-mic",

@@ -176,6 +176,7 @@ async function onRecord() {
     }).finally(() => clearInterval(check));
     setLevel(-Infinity);
     recording(false);
+    if (!$('rec-hint').classList.contains('warn')) hint('', '');
     pwa.phase = 'analysing';
     $('countdown').textContent = t('rec.checking');
     $('prompt').textContent = t('rec.checking');

@@ -147,8 +147,7 @@ def kiosk_shots(pw, out: Path, tmp: Path) -> None:
                                       ("#/operators", "operators", "operators"),
                                       ("#/audit", "audit", "activity-log")):
                 page.goto(f"{url}/{hash_}")
-                page.wait_for_selector(f"#view-{view}:not([hidden])")
-                page.wait_for_load_state("networkidle")
+                page.wait_for_selector(f"#view-{view}:not([hidden]) tbody tr")
                 _save(page, out, f"kiosk-{name}-{size}")
             page.context.close()
     browser.close()

@@ -35,7 +35,11 @@ function details(c, items) {
     const prefix = items.length > 1 ? `frame ${r.frame ?? i}: ` : '';
     for (const [name, s] of Object.entries(r.scores || {})) {
       if (s == null) row(scores, [prefix + name, 'withheld', '-', (r.withheld || {})[name] || '']);
-      else row(scores, [prefix + name, fmt(scoreOf[c.kind](s)), fmt(s.threshold), s.label]).lastChild.className = s.positive ? 'pos' : 'neg';
+      else {
+        const anyway = r.scored_anyway && (r.would_withhold || {})[name];
+        const label = s.label + (anyway ? ` (scored anyway; would not be scored: ${anyway})` : '');
+        row(scores, [prefix + name, fmt(scoreOf[c.kind](s)), fmt(s.threshold), label]).lastChild.className = s.positive ? 'pos' : 'neg';
+      }
     }
     for (const ch of (r.quality || {}).checks || []) row(checks, [prefix + ch.name, fmt(ch.score), fmt(ch.threshold), ch.flag + (ch.reason ? `: ${ch.reason}` : '')]);
     for (const n of r.notices || []) if (!seen.has(n)) { seen.add(n); notices.append(el('li', '', n)); }

@@ -20,7 +20,8 @@ function details(r) {
     const s = r.scores[name];
     box.append(s == null
       ? el('p', {}, `${name}: withheld (${(r.withheld || {})[name] || ''})`)
-      : el('p', {}, `${name}: ${s.label} (score ${fmtP(s.mean)}, threshold ${fmtP(s.threshold)}; max window ${fmtP(s.max)} over ${s.count} window(s))`));
+      : el('p', {}, `${name}: ${s.label} (score ${fmtP(s.mean)}, threshold ${fmtP(s.threshold)}; max window ${fmtP(s.max)} over ${s.count} window(s))`
+        + (r.scored_anyway && (r.would_withhold || {})[name] ? `; scored anyway, would not be scored: ${r.would_withhold[name]}` : '')));
   }
   if (r.events.length) {
     const rows = r.events.map((e, i) => el('tr', {}, el('td', {}, String(i + 1)), el('td', {}, `${e.start_s.toFixed(2)}–${e.end_s.toFixed(2)} s`), el('td', {}, e.confidence.toFixed(2))));

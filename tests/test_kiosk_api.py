@@ -305,7 +305,7 @@ def test_retention_deletes_old_media_but_keeps_results(tmp_path: Path) -> None:
 
 def test_migrations_are_versioned_and_a_newer_schema_is_refused(tmp_path: Path) -> None:
     s = Store(tmp_path)
-    assert s.schema_versions() == [1] and s.integrity_check() == "ok"
+    assert s.schema_versions() == [1, 2] and s.integrity_check() == "ok"
     assert s._q("PRAGMA journal_mode")[0][0] == "wal"
     assert s._q("PRAGMA foreign_keys")[0][0] == 1
     s.close()

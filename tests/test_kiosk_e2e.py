@@ -165,6 +165,8 @@ def test_browser_end_to_end(kiosk, tmp_path: Path) -> None:
         page.set_input_files("#photo-file", str(photo))
         page.wait_for_selector(".capture[data-kind=photo]", timeout=30000)
         card = page.locator(".capture[data-kind=photo]").first
+        assert "photo-demo" in card.locator(".findings").inner_text()  # in plain words ...
+        card.locator("details.cap-more summary").click()  # ... the numbers behind "Details"
         assert "photo-demo" in card.locator(".scores").inner_text()
         assert "test head, not for clinical use" in card.locator(".notices").inner_text()
         page.wait_for_function(  # arrow functions: a string would need eval, which the CSP forbids
@@ -184,6 +186,7 @@ def test_browser_end_to_end(kiosk, tmp_path: Path) -> None:
         page.click("#rec-start")
         page.wait_for_selector(".capture[data-kind=cough]", timeout=30000)
         cough = page.locator(".capture[data-kind=cough]").first
+        cough.locator("details.cap-more summary").click()
         assert "cough-demo" in cough.locator(".scores").inner_text()
         assert "no cough was detected" not in cough.inner_text()
         assert "Timings (ms)" in cough.inner_text()

@@ -37,7 +37,10 @@ ORT_STAMP = "ORT.json"  # {"version", "files": {name: sha256}}: what the vendore
 APP_FILES = ("index.html", "app.js", "style.css", "capture-worklet.js", "manifest.webmanifest",
              "icon-192.png", "icon-512.png", "js/bundle.js", "js/cough.js", "js/engine.js",
              "js/events.js", "js/features.js", "js/golden.js", "js/heads.js", "js/mic.js",
-             "js/resample.js", "js/store.js", "js/util.js")
+             "js/render.js", "js/resample.js", "js/store.js", "js/util.js")
+# The message catalogue and helpers shared with the kiosk (one wording), copied to shared/.
+SHARED_DIR = APP_DIR.parent / "ui_shared"
+SHARED_FILES = ("messages.json", "plain.js")
 _BUILD_MARK = "app.json"
 
 
@@ -148,6 +151,31 @@ def _bundle_files(bundle: Bundle, model_files: tuple[str, ...]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+COMPACTED = frozenset(f for f in APP_FILES if f.endswith(".js"))
+
+
+def _compact(rel: str, text: str) -> str:
+    """The app's own scripts without their comment lines, the catalogue without indentation:
+    every cached byte counts against the phone's budget (docs/pwa.md)."""
+    if rel.endswith(".json"):
+        cat = json.loads(text)
+        cat.pop("about", None)
+        return json.dumps(cat, separators=(",", ":"), ensure_ascii=False)
+    out, in_doc = [], False
+    for line in text.splitlines():
+        s = line.strip()
+        if in_doc:
+            in_doc = not s.endswith("*/")
+            continue
+        if s.startswith("/**") or s.startswith("/*"):
+            in_doc = not s.endswith("*/")
+            continue
+        if s.startswith("//"):
+            continue
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
 def _looks_like_build(path: Path) -> bool:
     return (path / _BUILD_MARK).is_file() and (path / "sw.js").is_file()
 
@@ -181,12 +209,16 @@ def build_app(out: str | os.PathLike[str], bundle: str | os.PathLike[str] | None
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         copies: dict[str, Path] = {rel: STATIC_DIR / rel for rel in APP_FILES}
+        copies.update({f"shared/{f}": SHARED_DIR / f for f in SHARED_FILES})
         copies.update({f"vendor/ort/{f}": ort_dir / f for f in ORT_FILES})
         copies.update({f"bundle/{n}": b.path_of(n) for n in names})
         for rel, src in copies.items():
             dst = tmp / rel
             dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, dst)
+            if rel in COMPACTED or rel.startswith("shared/"):
+                dst.write_text(_compact(rel, src.read_text(encoding="utf-8")), encoding="utf-8")
+            else:
+                shutil.copyfile(src, dst)
         # the manifest is not among its own hashed files: the phone gets it without indentation
         # (the same JSON, about a third smaller: every cached byte counts against the budget)
         manifest = json.loads((b.root / "manifest.json").read_text(encoding="utf-8"))

@@ -3,7 +3,7 @@
 ``create_app(config, analyzer)`` wires a :class:`~.store.Store` and an
 :class:`~.analysis.AnalysisQueue` into a :class:`~.context.KioskContext` and includes the routers
 (``routes_pages``, ``routes_auth``, ``routes_encounters``, ``routes_export``,
-``routes_bundles``). Handlers never run
+``routes_admin``, ``routes_bundles``). Handlers never run
 inference themselves: uploads are sniffed, size-checked, queued for a worker thread and stored
 (media file, then one committed transaction) before the 201.
 """
@@ -25,7 +25,9 @@ from starlette.staticfiles import StaticFiles
 from hai_edge import __version__
 from hai_edge.apps.kiosk.analysis import AnalysisQueue, Analyzer
 from hai_edge.apps.kiosk.config import KioskConfig
-from hai_edge.apps.kiosk.context import STATIC, KioskContext, MicFactory, default_mic
+from hai_edge.apps.kiosk.context import (STATIC, KioskContext, MicFactory, default_mic,
+                                         kiosk_mic_available)
+from hai_edge.apps.kiosk.routes_admin import admin_routes, void_routes
 from hai_edge.apps.kiosk.routes_auth import session_routes, user_routes
 from hai_edge.apps.kiosk.routes_bundles import bundle_routes
 from hai_edge.apps.kiosk.routes_encounters import capture_routes, encounter_routes
@@ -54,7 +56,7 @@ def create_app(config: KioskConfig, analyzer: Analyzer, *, mic_factory: MicFacto
     app.include_router(page_routes(ctx))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for router in (session_routes(ctx), user_routes(ctx), encounter_routes(ctx),
-                   capture_routes(ctx), export_routes(ctx),
+                   capture_routes(ctx), export_routes(ctx), void_routes(ctx), admin_routes(ctx),
                    bundle_routes(ctx, BundleSlots(config.data_dir))):
         app.include_router(router)
     return app
@@ -70,10 +72,8 @@ def _context(config: KioskConfig, analyzer: Analyzer, mic_factory: MicFactory | 
     jobs = AnalysisQueue(analyzer, depth=config.queue_depth, workers=config.workers,
                          photo_workers=config.photo_workers)
     if mic_factory is None:
-        import importlib.util
-
         mic_factory = default_mic
-        mic_ok = config.mic_enabled and importlib.util.find_spec("sounddevice") is not None
+        mic_ok = config.mic_enabled and kiosk_mic_available(config.mic_device)
     else:
         mic_ok = config.mic_enabled
     return KioskContext(config=config, analyzer=analyzer, store=store, jobs=jobs,

@@ -26,9 +26,11 @@ from hai_edge.apps.kiosk.config import KioskConfig
 from hai_edge.apps.kiosk.store import Store
 from hai_edge.apps.kiosk.web import ApiError, Operator, current_operator
 
-__all__ = ["STATIC", "KioskContext", "MicFactory", "b32", "default_mic", "wav_bytes"]
+__all__ = ["SHARED_UI", "STATIC", "KioskContext", "MicFactory", "b32", "default_mic",
+           "kiosk_mic_available", "wav_bytes"]
 
 STATIC = Path(__file__).parent / "static"
+SHARED_UI = Path(__file__).parent.parent / "ui_shared"  # the message catalogue + plain.js
 _B32 = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 MicFactory = Callable[[int, "str | None"], Any]
 
@@ -53,6 +55,24 @@ def default_mic(rate: int, device: str | None) -> Any:
 
     dev: int | str | None = int(device) if device and device.isdigit() else device
     return MicCapture(rate, dev, meter=False)
+
+
+def kiosk_mic_available(device: str | None) -> bool:
+    """Whether the kiosk has a microphone of its own: PortAudio loads and has an input device.
+    Without one the page hides the kiosk-microphone button instead of offering a failure."""
+    import importlib.util
+
+    if importlib.util.find_spec("sounddevice") is None:
+        return False
+    try:
+        import sounddevice as sd
+
+        dev: int | str | None = int(device) if device and device.isdigit() else device
+        info = sd.query_devices(dev, kind="input") if dev is not None else \
+            sd.query_devices(kind="input")
+        return int(dict(info).get("max_input_channels", 0)) > 0
+    except Exception:  # noqa: BLE001 - no PortAudio library, no device, a bad device name
+        return False
 
 
 @dataclasses.dataclass(eq=False)

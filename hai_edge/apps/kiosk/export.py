@@ -5,6 +5,7 @@ into a folder under the configured export root (paths that leave the root are re
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import time
@@ -19,13 +20,13 @@ from hai_edge.fileio import atomic_write
 from hai_edge.errors import HaiEdgeError
 from hai_edge.apps.kiosk.store import Encounter, Store
 
-__all__ = ["ExportPathError", "build_export", "resolve_export_dir", "write_export_dir",
-           "zip_export"]
+__all__ = ["ExportPathError", "build_export", "resolve_export_dir", "without_voided",
+           "write_export_dir", "zip_export"]
 
 CSV_COLUMNS = ("encounter_id", "subject", "encounter_created", "operator", "capture_id", "kind",
                "source", "name", "media_sha256", "media_deleted", "captured", "quality_passed",
                "quality_warnings", "head", "score", "threshold", "positive", "label",
-               "embedding_rows")
+               "embedding_rows", "voided")
 
 
 class ExportPathError(HaiEdgeError):
@@ -45,6 +46,16 @@ def resolve_export_dir(root: Path, folder: str) -> Path:
     if dest != root and root not in dest.parents:
         raise ExportPathError(f"export folder {folder!r} leaves the export root")
     return dest
+
+
+def without_voided(encounters: Sequence[Encounter], include: bool = False
+                   ) -> list[Encounter]:
+    """Voided encounters and captures leave an export unless ``include`` (they stay in the
+    database, and the CSV's ``voided`` column marks them when included)."""
+    if include:
+        return list(encounters)
+    return [dataclasses.replace(e, captures=tuple(c for c in e.captures if c.voided is None))
+            for e in encounters if e.voided is None]
 
 
 def _quality(result: dict[str, Any]) -> tuple[bool, list[str]]:
@@ -90,7 +101,8 @@ def build_export(store: Store, encounters: Sequence[Encounter], embeddings: bool
                                  c.id, c.kind, c.source, c.name, c.media_sha256, c.media_deleted,
                                  c.to_dict()["created"], ok, ";".join(warns), head,
                                  "" if score != score else round(score, 6),
-                                 "" if thr != thr else thr, pos, label, c.embedding_rows))
+                                 "" if thr != thr else thr, pos, label, c.embedding_rows,
+                                 c.voided is not None or enc.voided is not None))
             if embeddings and c.embedding_rows:
                 blob, rows, dim = store.embeddings(c.id)
                 mat = np.frombuffer(blob, dtype=np.float32).reshape(rows, dim)

@@ -9,7 +9,7 @@ from typing import Any
 
 from hai_edge.errors import HaiEdgeError
 
-__all__ = ["Capture", "Encounter", "StoreError", "User"]
+__all__ = ["Capture", "Encounter", "StoreError", "User", "Void"]
 
 
 class StoreError(HaiEdgeError):
@@ -24,10 +24,27 @@ class User:
     failed: int
     locked_until: float
     pw_hash: str = dataclasses.field(repr=False, default="")
+    disabled: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"username": self.username, "role": self.role,
                 "locked": self.locked_until > time.time()}
+
+    def admin_dict(self) -> dict[str, Any]:
+        """What the operators page shows: also whether the account is disabled."""
+        return {**self.to_dict(), "disabled": self.disabled, "failed_sign_ins": self.failed}
+
+
+@dataclasses.dataclass(frozen=True)
+class Void:
+    """A correction: the record stays, marked void by ``by`` at ``at_unix`` for ``reason``."""
+
+    at_unix: float
+    by: str | None
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"at": _iso(self.at_unix), "by": self.by, "reason": self.reason}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,13 +60,15 @@ class Capture:
     embedding_dim: int
     created_unix: float
     media_deleted: bool
+    voided: Void | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "encounter_id": self.encounter_id, "kind": self.kind,
                 "source": self.source, "name": self.name, "media_sha256": self.media_sha256,
                 "media_deleted": self.media_deleted, "created": _iso(self.created_unix),
                 "embedding_shape": [self.embedding_rows, self.embedding_dim],
-                "result": self.result}
+                "result": self.result,
+                "voided": self.voided.to_dict() if self.voided else None}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,12 +79,16 @@ class Encounter:
     operator: str | None
     created_unix: float
     captures: tuple[Capture, ...] = ()
+    voided: Void | None = None
 
     def to_dict(self, captures: bool = True) -> dict[str, Any]:
+        """The API's JSON; ``counts`` leave voided captures out."""
         d: dict[str, Any] = {"id": self.id, "subject": self.subject, "note": self.note,
                              "operator": self.operator, "created": _iso(self.created_unix),
-                             "counts": {k: sum(c.kind == k for c in self.captures)
-                                        for k in ("photo", "cough")}}
+                             "counts": {k: sum(c.kind == k and c.voided is None
+                                               for c in self.captures)
+                                        for k in ("photo", "cough")},
+                             "voided": self.voided.to_dict() if self.voided else None}
         if captures:
             d["captures"] = [c.to_dict() for c in self.captures]
         return d

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -12,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 
 from hai_edge import __version__
 from hai_edge.apps.kiosk import auth
+from hai_edge.apps.kiosk.audit import AuditAction
 from hai_edge.apps.kiosk.config import is_loopback
 from hai_edge.apps.kiosk.context import KioskContext
 from hai_edge.apps.kiosk.store import StoreError
@@ -66,7 +68,7 @@ def session_routes(ctx: KioskContext) -> APIRouter:
         def create() -> Any:
             if ctx.store.count_users():
                 raise ApiError(409, "setup is already done; sign in")
-            return ctx.store.add_user(name, pw_hash, "admin")
+            return ctx.store.add_user(name, pw_hash, "admin", actor=name)
 
         user = await run_in_threadpool(create)
         token, csrf = await run_in_threadpool(ctx.new_session, user.id)
@@ -93,6 +95,8 @@ def session_routes(ctx: KioskContext) -> APIRouter:
                                        ctx.config.lockout_s)
         if not ok:
             raise ApiError(401, "wrong user name or PIN/password")
+        if user.disabled:
+            raise ApiError(403, "this account is disabled: ask an admin")
         token, csrf = await run_in_threadpool(ctx.new_session, user.id)
         resp = JSONResponse({"user": user.to_dict(), "csrf": csrf})
         ctx.set_session_cookies(resp, token, csrf)
@@ -116,12 +120,12 @@ def user_routes(ctx: KioskContext) -> APIRouter:
     @router.get("/api/users")
     async def list_users(request: Request) -> Response:
         await ctx.op_async(request, admin=True)
-        return JSONResponse({"users": [u.to_dict() for u in
+        return JSONResponse({"users": [u.admin_dict() for u in
                                        await run_in_threadpool(ctx.store.users)]})
 
     @router.post("/api/users")
     async def add_user(request: Request) -> Response:
-        await ctx.op_async(request, admin=True)
+        op = await ctx.op_async(request, admin=True)
         body = await json_body(request)
         name = field(body, "username", str, max_len=64)
         secret = field(body, "password", str, max_len=auth.MAX_SECRET_LEN)
@@ -133,16 +137,18 @@ def user_routes(ctx: KioskContext) -> APIRouter:
                 raise ApiError(400, problem)
         pw_hash = await run_in_threadpool(auth.hash_password, secret)
         try:
-            user = await run_in_threadpool(ctx.store.add_user, name, pw_hash, role)
+            user = await run_in_threadpool(functools.partial(ctx.store.add_user, name, pw_hash,
+                                                             role, actor=op.user.username))
         except StoreError as exc:
             raise ApiError(409, str(exc)) from None
         return JSONResponse({"user": user.to_dict()}, status_code=201)
 
     @router.post("/api/users/{username}/unlock")
     async def unlock(username: str, request: Request) -> Response:
-        await ctx.op_async(request, admin=True)
+        op = await ctx.op_async(request, admin=True)
         try:
-            await run_in_threadpool(ctx.store.unlock, username)
+            await run_in_threadpool(ctx.store.user_change, username, op.user.username,
+                                    AuditAction.USER_UNLOCK)
         except StoreError as exc:
             raise ApiError(404, str(exc)) from None
         return Response(status_code=204)

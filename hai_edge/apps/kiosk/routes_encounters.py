@@ -4,6 +4,8 @@ and the stored media. Uploads are analysed off the request threads (``AnalysisQu
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 import secrets
 from pathlib import Path
 
@@ -15,9 +17,12 @@ from hai_edge.apps.kiosk.analysis import Analysis, Kind, Overloaded, sniff
 from hai_edge.apps.kiosk.context import KioskContext, b32, wav_bytes
 from hai_edge.apps.kiosk.store import StoreError
 from hai_edge.apps.kiosk.web import ApiError, BodyTooLarge, field, json_body
+from hai_edge.apps.messages import message
 from hai_edge.errors import HaiEdgeError, InputError
 
 __all__ = ["analyse_and_store", "capture_routes", "encounter_routes", "upload"]
+
+log = logging.getLogger("hai_edge.kiosk")
 
 
 def encounter_routes(ctx: KioskContext) -> APIRouter:
@@ -32,8 +37,9 @@ def encounter_routes(ctx: KioskContext) -> APIRouter:
         note = field(body, "note", str, "", max_len=500).strip()
         request_id = field(body, "request_id", str, "", max_len=64) or None
         subject = ctx.pseudonym(ref) if ref else "R-" + b32(secrets.token_bytes(8), 10)
-        enc, created = await run_in_threadpool(ctx.store.create_encounter, subject, note,
-                                               op.user.id, request_id)
+        enc, created = await run_in_threadpool(functools.partial(
+            ctx.store.create_encounter, subject, note, op.user.id, request_id,
+            actor=op.user.username))
         return JSONResponse(enc.to_dict(), status_code=201 if created else 200)
 
     @router.get("/api/encounters")
@@ -70,7 +76,8 @@ def encounter_routes(ctx: KioskContext) -> APIRouter:
 
 
 async def analyse_and_store(ctx: KioskContext, eid: str, kind: Kind, data: bytes, name: str,
-                            source: str, score_anyway: bool = False) -> Response:
+                            source: str, actor: str | None = None,
+                            score_anyway: bool = False) -> Response:
     """Sniff, queue for analysis, store (media file, then one transaction) -> 201 capture.
     ``score_anyway``: score heads that would be withheld (the result says so)."""
     mime = sniff(data, kind)
@@ -85,14 +92,16 @@ async def analyse_and_store(ctx: KioskContext, eid: str, kind: Kind, data: bytes
     try:
         res: Analysis = await asyncio.wrap_future(fut)
     except InputError as exc:
-        raise ApiError(422, str(exc)) from None
+        silent = exc.problem.startswith("audio is silent")  # the runtime's words: for the log
+        raise ApiError(422, message("rec.silent") if silent else str(exc)) from None
     except HaiEdgeError as exc:
         raise ApiError(503, str(exc)) from None
     emb = res.embeddings.astype("<f4", copy=False)
     rows, dim = (emb.shape[0], emb.shape[1]) if emb.ndim == 2 else (0, 0)
     try:
-        cap = await run_in_threadpool(ctx.store.add_capture, eid, kind.value, source, name, data,
-                                      mime, res.result, emb.tobytes(), rows, dim)
+        cap = await run_in_threadpool(functools.partial(
+            ctx.store.add_capture, eid, kind.value, source, name, data, mime, res.result,
+            emb.tobytes(), rows, dim, actor=actor))
     except StoreError as exc:
         raise ApiError(500, str(exc)) from None
     return JSONResponse(cap.to_dict(), status_code=201)
@@ -113,8 +122,9 @@ async def upload(ctx: KioskContext, request: Request, kind: Kind) -> tuple[bytes
     data = await up.read(limit + 1)
     await up.close()
     if len(data) > limit:
-        raise ApiError(413, f"{kind.value} upload is larger than the "
-                            f"{limit / (1024 * 1024):.0f} MiB limit")
+        raise ApiError(413, message("upload.server_too_large",
+                                    what=message(f"upload.what_one.{kind.value}"),
+                                    limit=f"{limit / (1024 * 1024):.0f}"))
     if not data:
         raise ApiError(422, f"{up.filename or 'upload'}: empty file (0 bytes)")
     name = Path(up.filename or f"{kind.value}.bin").name[:128] or f"{kind.value}.bin"
@@ -133,32 +143,32 @@ def capture_routes(ctx: KioskContext) -> APIRouter:
 
     @router.post("/api/encounters/{eid}/photo")
     async def add_photo(eid: str, request: Request) -> Response:
-        await ctx.op_async(request)
+        op = await ctx.op_async(request)
         await ctx.load_encounter(eid)
         data, name = await upload(ctx, request, Kind.PHOTO)
         source = request.query_params.get("source", "upload")
         if source not in ("upload", "camera"):
             source = "upload"
         return await analyse_and_store(ctx, eid, Kind.PHOTO, data, name, source,
-                                       _score_anyway(request))
+                                       op.user.username, _score_anyway(request))
 
     @router.post("/api/encounters/{eid}/cough")
     async def add_cough(eid: str, request: Request) -> Response:
-        await ctx.op_async(request)
+        op = await ctx.op_async(request)
         await ctx.load_encounter(eid)
         data, name = await upload(ctx, request, Kind.COUGH)
         source = request.query_params.get("source", "upload")
         if source not in ("upload", "browser-mic"):
             source = "upload"
         return await analyse_and_store(ctx, eid, Kind.COUGH, data, name, source,
-                                       _score_anyway(request))
+                                       op.user.username, _score_anyway(request))
 
     @router.post("/api/encounters/{eid}/cough/mic")
     async def add_cough_mic(eid: str, request: Request) -> Response:
-        await ctx.op_async(request)
+        op = await ctx.op_async(request)
         await ctx.load_encounter(eid)
-        if not ctx.config.mic_enabled:
-            raise ApiError(503, "the kiosk's own microphone is disabled (--no-mic)")
+        if not ctx.mic_ok:
+            raise ApiError(503, message("kiosk_mic.none"))
         body = await json_body(request)
         seconds = field(body, "seconds", float, 5.0)
         anyway = field(body, "score_anyway", bool, False) or _score_anyway(request)
@@ -174,10 +184,11 @@ def capture_routes(ctx: KioskContext) -> APIRouter:
 
             wav = await run_in_threadpool(record)
         except HaiEdgeError as exc:
-            raise ApiError(503, str(exc)) from None
+            log.warning("kiosk microphone: %s", exc)
+            raise ApiError(503, message("kiosk_mic.failed")) from None
         finally:
             ctx.mic_lock.release()
         return await analyse_and_store(ctx, eid, Kind.COUGH, wav, "kiosk-mic.wav", "kiosk-mic",
-                                       anyway)
+                                       op.user.username, anyway)
 
     return router

@@ -1,14 +1,18 @@
-"""Kiosk routes: the single-page app, the favicon and the phone-pairing pages (/phone, /ca.pem)."""
+"""Kiosk routes: the single-page app, the favicon, the shared message catalogue (/shared/) and
+the phone-pairing pages (/phone, /ca.pem)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from starlette.responses import FileResponse, Response
 
-from hai_edge.apps.kiosk.context import STATIC, KioskContext
+from hai_edge.apps.kiosk.context import SHARED_UI, STATIC, KioskContext
 from hai_edge.apps.kiosk.web import ApiError
 
-__all__ = ["page_routes"]
+__all__ = ["SHARED_FILES", "page_routes"]
+
+SHARED_FILES = {"messages.json": "application/json",
+                "plain.js": "text/javascript; charset=utf-8"}
 
 
 def page_routes(ctx: KioskContext) -> APIRouter:
@@ -19,6 +23,14 @@ def page_routes(ctx: KioskContext) -> APIRouter:
     @router.get("/", include_in_schema=False)
     async def index() -> Response:
         return FileResponse(STATIC / "index.html", headers={"cache-control": "no-cache"})
+
+    @router.get("/shared/{name}", include_in_schema=False)
+    async def shared(name: str) -> Response:
+        """The message catalogue and helpers the phone app uses too (one wording)."""
+        if name not in SHARED_FILES:
+            raise ApiError(404, "not found")
+        return FileResponse(SHARED_UI / name, media_type=SHARED_FILES[name],
+                            headers={"cache-control": "no-cache"})
 
     @router.get("/favicon.ico", include_in_schema=False)
     async def favicon() -> Response:

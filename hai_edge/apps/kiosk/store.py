@@ -28,69 +28,16 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from hai_edge.apps.kiosk.audit import AuditMixin
 from hai_edge.apps.kiosk.media import MediaStore
-from hai_edge.apps.kiosk.records import Capture, Encounter, StoreError, User
+from hai_edge.apps.kiosk.migrations import MIGRATIONS, SCHEMA_VERSION
+from hai_edge.apps.kiosk.records import Capture, Encounter, StoreError, User, Void
 
 __all__ = ["Capture", "Encounter", "MediaStore", "Store", "StoreError", "User"]
 
-SCHEMA_VERSION = 1
-
-_MIGRATIONS: tuple[tuple[int, str, str], ...] = (
-    (1, "initial schema", """
-CREATE TABLE users(
-  id INTEGER PRIMARY KEY,
-  username TEXT NOT NULL UNIQUE COLLATE NOCASE,
-  pw_hash TEXT NOT NULL,
-  role TEXT NOT NULL CHECK (role IN ('admin', 'operator')),
-  failed INTEGER NOT NULL DEFAULT 0,
-  locked_until REAL NOT NULL DEFAULT 0,
-  created_unix REAL NOT NULL
-);
-CREATE TABLE sessions(
-  token_hash TEXT PRIMARY KEY,
-  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-  csrf TEXT NOT NULL,
-  created_unix REAL NOT NULL,
-  last_seen_unix REAL NOT NULL
-);
-CREATE TABLE encounters(
-  id TEXT PRIMARY KEY,
-  request_id TEXT UNIQUE,
-  subject TEXT NOT NULL,
-  note TEXT NOT NULL DEFAULT '',
-  operator_id INTEGER REFERENCES users(id) ON DELETE SET NULL,
-  created_unix REAL NOT NULL
-);
-CREATE INDEX encounters_subject ON encounters(subject);
-CREATE INDEX encounters_created ON encounters(created_unix);
-CREATE TABLE media(
-  sha256 TEXT PRIMARY KEY,
-  mime TEXT NOT NULL,
-  size INTEGER NOT NULL,
-  last_used_unix REAL NOT NULL,
-  deleted_unix REAL
-);
-CREATE TABLE captures(
-  id TEXT PRIMARY KEY,
-  encounter_id TEXT NOT NULL REFERENCES encounters(id) ON DELETE CASCADE,
-  kind TEXT NOT NULL CHECK (kind IN ('photo', 'cough')),
-  source TEXT NOT NULL,
-  name TEXT NOT NULL,
-  media_sha256 TEXT NOT NULL REFERENCES media(sha256),
-  result_json TEXT NOT NULL,
-  embeddings BLOB NOT NULL,
-  embedding_rows INTEGER NOT NULL,
-  embedding_dim INTEGER NOT NULL,
-  created_unix REAL NOT NULL
-);
-CREATE INDEX captures_encounter ON captures(encounter_id);
-CREATE TABLE settings(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""),
-)
-
-
-class Store:
-    """The kiosk database + media folder under ``data_dir``. Thread-safe (one lock)."""
+class Store(AuditMixin):
+    """The kiosk database + media folder under ``data_dir``. Thread-safe (one lock).
+    Corrections and the audit log: :class:`~.audit.AuditMixin`."""
 
     def __init__(self, data_dir: str | os.PathLike[str]) -> None:
         self.data_dir = Path(data_dir)
@@ -152,7 +99,7 @@ class Store:
             if done and max(done) > SCHEMA_VERSION:
                 raise StoreError(f"{self.db_path}: database schema v{max(done)} is newer than "
                                  f"this hai-edge (v{SCHEMA_VERSION}); upgrade hai-edge")
-            for version, name, sql in _MIGRATIONS:
+            for version, name, sql in MIGRATIONS:
                 if version in done:
                     continue
                 with self._tx() as db:
@@ -194,11 +141,13 @@ class Store:
     def count_users(self) -> int:
         return int(self._q("SELECT COUNT(*) FROM users")[0][0])
 
-    def add_user(self, username: str, pw_hash: str, role: str) -> User:
+    def add_user(self, username: str, pw_hash: str, role: str, *, actor: str | None = None
+                 ) -> User:
         try:
             with self._tx() as db:
                 db.execute("INSERT INTO users(username, pw_hash, role, created_unix) "
                            "VALUES (?, ?, ?, ?)", (username, pw_hash, role, time.time()))
+                self._audit_row(db, actor, "user.add", "user", username, role)
         except sqlite3.IntegrityError:
             raise StoreError(f"user {username!r} already exists") from None
         user = self.user(username)
@@ -222,7 +171,7 @@ class Store:
     @staticmethod
     def _user(r: sqlite3.Row) -> User:
         return User(r["id"], r["username"], r["role"], r["failed"], r["locked_until"],
-                    r["pw_hash"])
+                    r["pw_hash"], bool(r["disabled"]))
 
     def record_login(self, user_id: int, ok: bool, max_failures: int, lockout_s: float) -> User:
         """Count a failed sign-in (locking the account at ``max_failures``) or reset on success."""
@@ -255,7 +204,7 @@ class Store:
         """(user, csrf token) of a live session, refreshing its idle timer; None if expired."""
         now = time.time()
         rows = self._q("SELECT s.csrf, s.created_unix, s.last_seen_unix, u.* FROM sessions s "
-                       "JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?", (token_hash,))
+                       "JOIN users u ON u.id = s.user_id WHERE s.token_hash = ? AND u.disabled = 0", (token_hash,))
         if not rows:
             return None
         row = rows[0]
@@ -274,9 +223,11 @@ class Store:
 
     # -------------------------------------------------------------------------- encounters
     def create_encounter(self, subject: str, note: str, operator_id: int | None,
-                         request_id: str | None = None) -> tuple[Encounter, bool]:
-        """Insert (committed before returning). With a ``request_id`` seen before, the earlier
-        encounter is returned instead (safe client retries): ``(encounter, created)``."""
+                         request_id: str | None = None, *, actor: str | None = None
+                         ) -> tuple[Encounter, bool]:
+        """Insert (committed before returning, with its audit row). With a ``request_id`` seen
+        before, the earlier encounter is returned instead (safe client retries):
+        ``(encounter, created)``."""
         if request_id:
             rows = self._q("SELECT id FROM encounters WHERE request_id = ?", (request_id,))
             if rows:
@@ -286,12 +237,14 @@ class Store:
         eid = secrets.token_hex(8)
         try:
             with self._tx() as db:
-                db.execute("INSERT INTO encounters VALUES (?, ?, ?, ?, ?, ?)",
+                db.execute("INSERT INTO encounters(id, request_id, subject, note, operator_id, "
+                           "created_unix) VALUES (?, ?, ?, ?, ?, ?)",
                            (eid, request_id or None, subject, note, operator_id, time.time()))
+                self._audit_row(db, actor, "encounter.create", "encounter", eid, subject)
         except sqlite3.IntegrityError:  # the same request_id committed concurrently
             if not request_id:
                 raise
-            return self.create_encounter(subject, note, operator_id, request_id)
+            return self.create_encounter(subject, note, operator_id, request_id, actor=actor)
         enc = self.encounter(eid)
         assert enc is not None
         return enc, True
@@ -305,7 +258,7 @@ class Store:
 
     def _encounter(self, r: sqlite3.Row, captures: tuple[Capture, ...]) -> Encounter:
         return Encounter(r["id"], r["subject"], r["note"], r["username"], r["created_unix"],
-                         captures)
+                         captures, _void(r))
 
     def search(self, query: str = "", subjects: Sequence[str] = (), limit: int = 50,
                offset: int = 0) -> tuple[int, list[Encounter]]:
@@ -334,7 +287,7 @@ class Store:
     # ---------------------------------------------------------------------------- captures
     def add_capture(self, encounter_id: str, kind: str, source: str, name: str, data: bytes,
                     mime: str, result: dict[str, Any], embeddings: bytes, rows: int,
-                    dim: int) -> Capture:
+                    dim: int, *, actor: str | None = None) -> Capture:
         """Media file first (durable, outside any lock), then one transaction for the media
         row + capture. Retention unlinks files only under the writer lock and only while their
         row is marked deleted, so re-checking the file inside this transaction is enough."""
@@ -348,9 +301,13 @@ class Store:
                        (sha, mime, len(data), now))
             if not self.media.path(sha).is_file():  # retention removed it since put()
                 self.media.put(data)
-            db.execute("INSERT INTO captures VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            db.execute("INSERT INTO captures(id, encounter_id, kind, source, name, media_sha256, "
+                       "result_json, embeddings, embedding_rows, embedding_dim, created_unix) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (cid, encounter_id, kind, source, name, sha, payload, embeddings, rows,
                         dim, now))
+            self._audit_row(db, actor, "capture.create", "capture", cid,
+                            f"{kind} in encounter {encounter_id}")
         return self.captures([encounter_id], capture_id=cid)[0]
 
     def captures(self, encounter_ids: Sequence[str], capture_id: str | None = None
@@ -369,7 +326,7 @@ class Store:
             out.append(Capture(r["id"], r["encounter_id"], r["kind"], r["source"], r["name"],
                                r["media_sha256"], json.loads(r["result_json"]),
                                r["embedding_rows"], r["embedding_dim"], r["created_unix"],
-                               r["deleted_unix"] is not None))
+                               r["deleted_unix"] is not None, _void(r)))
         return out
 
     def embeddings(self, capture_id: str) -> tuple[bytes, int, int]:
@@ -402,3 +359,8 @@ class Store:
                     self.media.delete(sha)
                     deleted += 1
         return deleted
+
+
+def _void(r: sqlite3.Row) -> Void | None:
+    return None if r["voided_unix"] is None else Void(r["voided_unix"], r["voided_by"],
+                                                      r["void_reason"] or "")

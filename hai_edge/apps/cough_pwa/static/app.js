@@ -13,28 +13,26 @@ import { QDQ_MODES, chooseThreads, openEngine } from './js/engine.js';
 import { EnergyStream } from './js/events.js';
 import { runGolden } from './js/golden.js';
 import { recordAudio } from './js/mic.js';
+import { el, renderResult } from './js/render.js';
 import { StreamResampler, resample } from './js/resample.js';
 import { addResult, clearResults, deleteResult, listResults } from './js/store.js';
+import { LevelWatch, clinicalDue, fmtTime, loadMessages, micProblem, t } from './shared/plain.js';
 
 const $ = (id) => document.getElementById(id);
 const q = new URLSearchParams(location.search);
 const pwa = (window.__pwa = { phase: 'loading', error: null, selftest: null, result: null, raw: null, capture: null });
 let ctx = null;          // {bundle, engine}
 let lastRecord = null;
+const control = {};      // recordAudio sets control.stop while it records
 
 function setStatus(text) { $('status').textContent = text; }
-function el(tag, attrs = {}, ...kids) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) { if (k === 'class') e.className = v; else e.setAttribute(k, v); }
-  for (const k of kids) e.append(k);
-  return e;
-}
 
 function refuse(message) {
   pwa.phase = 'refused';
   const box = $('refusal');
   box.hidden = false;
-  box.textContent = `This phone cannot score recordings with this bundle: ${message}. Nothing will be scored.`;
+  box.replaceChildren(el('p', {}, 'This phone cannot score recordings: its self-check against the stored reference results (golden vectors) failed, so nothing will be scored.'),
+    el('details', {}, el('summary', {}, t('result.details')), el('p', {}, message)));
   $('record').disabled = true;
   setStatus('Self-test failed: scoring is disabled');
 }
@@ -64,12 +62,15 @@ async function waitForServiceWorker(ms) {
   return controlled ? 'controlled' : 'timeout';
 }
 
-function showNotices(notices) {
+function showNotices(notices) {   // the catalogue's wording up front, the bundle's own behind Details
   const box = $('notices');
-  box.replaceChildren(...notices.map((n) => el('p', {}, n)));
+  const kids = clinicalDue(notices) ? [el('p', {}, t('clinical.notice'))] : [];
+  if (notices.length) kids.push(el('details', {}, el('summary', {}, t('result.details')), ...notices.map((n) => el('p', {}, n))));
+  box.replaceChildren(...kids);
 }
 
 async function start() {
+  await loadMessages('./shared/messages.json');
   setStatus('Preparing the offline copy…');
   const sw = await waitForServiceWorker(60000);
   pwa.serviceWorker = sw;
@@ -79,7 +80,7 @@ async function start() {
   const threads = chooseThreads(parseInt(q.get('threads') || '0', 10));
   const qdq = QDQ_MODES.includes(q.get('qdq')) ? q.get('qdq') : 'fused';
   const engine = await openEngine(bundle.model, bundle.entry, bundle.spec.input_shape, threads, qdq);
-  setStatus('Checking this phone against the golden vectors…');
+  setStatus('Checking that this phone computes correctly…');
   const st = await runGolden(bundle.golden, bundle, (xs) => engine.embed(xs));
   ctx = { bundle, engine };
   pwa.qdq = engine.qdq;
@@ -93,7 +94,7 @@ async function start() {
   const bench = parseInt(q.get('bench') || '0', 10);
   if (bench > 0) await runBench(bench);
   const offline = sw === 'controlled' ? 'works offline' : sw === 'unsupported' ? 'offline use needs https' : 'offline copy not ready';
-  setStatus(`Ready (${offline}; self-test passed)`);
+  setStatus(`Ready (${offline}; self-check passed)`);
   $('record').disabled = false;
   pwa.phase = 'ready';
 }
@@ -129,30 +130,57 @@ function setLevel(db) {
   $('meter').setAttribute('aria-valuenow', v.toFixed(0));
 }
 
+function hint(kind, text) {
+  const h = $('rec-hint');
+  h.textContent = text || '';
+  h.className = 'hint ' + (kind || '');
+  h.hidden = !text;
+}
+
+function recording(on) {
+  $('record').disabled = on || pwa.phase === 'refused';
+  $('stop').hidden = !on; $('stop').disabled = !on;
+}
+
 async function onRecord() {
   const { bundle } = ctx;
   const seconds = parseInt($('duration').value, 10);
-  $('record').disabled = true;
-  $('record').textContent = 'Recording…';
+  recording(true);
+  $('record').textContent = t('rec.waiting');
   $('share').disabled = true; $('export').disabled = true;
+  lastRecord = null;   // the previous result goes: this recording's result replaces it
+  $('results').replaceChildren(el('p', { class: 'muted' }, t('rec.in_progress')));
   pwa.phase = 'recording';
   const sr = bundle.spec.sample_rate;
-  let live = null, heard = 0;
+  let live = null, heard = 0, watch = null, check = null;
+  hint('', '');
   try {
-    $('prompt').textContent = 'Recording: cough now, 2 or 3 times.';
     const rec = await recordAudio({
-      seconds,
+      seconds, control,
+      onStart: () => {   // only now is the microphone really listening
+        $('record').textContent = 'Recording…';
+        $('prompt').textContent = t('rec.recording');
+        check = setInterval(() => {
+          const v = watch && watch.verdict();
+          if (v === 'silent' || v === 'clipping') hint('warn', t('live.' + v));
+          else if (v === 'ok') hint('ok', t('live.ok'));
+        }, 250);
+      },
       onLevel: setLevel,
       onBlock: (block, rate) => {   // live feedback only; the result comes from the whole recording
         if (!live) live = { rs: new StreamResampler(rate, sr), det: new EnergyStream(sr, bundle.detector.energy.cfg) };
+        if (!watch) watch = new LevelWatch(rate);
+        watch.push(block);
         heard += live.det.push(live.rs.push(block)).length;
       },
-      onProgress: (done) => { $('countdown').textContent = `${Math.max(0, Math.ceil(seconds - done))} s left · sounds heard: ${heard}`; },
-    });
+      onProgress: (done) => { $('countdown').textContent = t('rec.heard', { s: Math.max(0, Math.ceil(seconds - done)), n: heard }); },
+    }).finally(() => clearInterval(check));
     setLevel(-Infinity);
+    recording(false);
+    if (!$('rec-hint').classList.contains('warn')) hint('', '');
     pwa.phase = 'analysing';
-    $('countdown').textContent = 'Analysing…';
-    $('prompt').textContent = 'Done recording.';
+    $('countdown').textContent = t('rec.checking');
+    $('prompt').textContent = t('rec.checking');
     const mono = resample(rec.samples, rec.sampleRate, sr);
     const source = `mic:${rec.device}`;
     const { result, raw } = await analyze(mono, source, {
@@ -169,50 +197,25 @@ async function onRecord() {
     pwa.result = result;
     pwa.raw = raw;
     lastRecord = result;
-    showResult(result);
+    $('results').replaceChildren(...renderResult(result));
     await addResult(result).catch(() => {});
     await showHistory();
     $('countdown').textContent = '';
+    $('prompt').textContent = t('rec.done');
     $('share').disabled = false; $('export').disabled = false;
     pwa.phase = 'done';
   } catch (err) {
     pwa.error = String((err && err.message) || err);
+    const mic = err && err.name === 'MicError';
+    const why = mic ? t('mic.' + micProblem(err)) : /audio is silent/.test(pwa.error) ? t('rec.silent') : t('rec.failed', { reason: pwa.error });
     $('countdown').textContent = '';
-    $('results').replaceChildren(el('p', { class: 'positive', role: 'alert' }, `Could not analyse the recording: ${pwa.error}`));
+    $('prompt').textContent = mic ? why : t('rec.again');
+    $('results').replaceChildren(el('p', { class: 'positive', role: 'alert' }, why));
     pwa.phase = 'failed';
   } finally {
+    recording(false);
     $('record').textContent = 'Record again';
-    $('record').disabled = pwa.phase === 'refused';
   }
-}
-
-function fmtP(p) { return `${(100 * p).toFixed(0)}%`; }
-
-function showResult(r) {
-  const parts = [];
-  const names = Object.keys(r.scores);
-  if (!names.length) parts.push(el('p', {}, 'This bundle has no screening heads: events only.'));
-  for (const name of names) {
-    const s = r.scores[name];
-    if (s === null) {  // withheld: a reason in plain words, never a verdict
-      const why = (r.withheld || {})[name] || 'withheld';
-      parts.push(el('p', { class: 'score withheld' }, `${name}: not scored (${why}).`));
-      parts.push(el('p', { class: 'muted' }, 'Only coughs are scored. Record again and cough 2 or 3 times, strongly.'));
-      continue;
-    }
-    const anyway = r.scored_anyway && (r.would_withhold || {})[name];
-    parts.push(el('p', { class: `score ${s.positive ? 'positive' : 'negative'}` },
-      `${name}: ${s.label} (score ${fmtP(s.mean)}, threshold ${fmtP(s.threshold)})`
-      + (anyway ? ` - scored anyway, would not be scored: ${anyway}` : '')));
-    parts.push(el('p', { class: 'muted' }, `max window ${fmtP(s.max)} over ${s.count} window(s)`));
-  }
-  parts.push(el('p', {}, r.events.length ? `${r.events.length} cough event(s) found.` : 'No cough events found.'));
-  if (r.events.length) {
-    const rows = r.events.map((e, i) => el('tr', {}, el('td', {}, String(i + 1)), el('td', {}, `${e.start_s.toFixed(2)}–${e.end_s.toFixed(2)} s`), el('td', {}, e.confidence.toFixed(2))));
-    parts.push(el('table', {}, el('caption', { class: 'label' }, 'Events'), el('thead', {}, el('tr', {}, el('th', { scope: 'col' }, '#'), el('th', { scope: 'col' }, 'time'), el('th', { scope: 'col' }, 'confidence'))), el('tbody', {}, ...rows)));
-  }
-  for (const n of r.notices) parts.push(el('p', { class: 'muted' }, `Note: ${n}`));
-  $('results').replaceChildren(...parts);
 }
 
 async function showHistory() {
@@ -220,12 +223,12 @@ async function showHistory() {
   const ul = $('history');
   if (!items.length) { ul.replaceChildren(el('li', { class: 'muted' }, 'No saved results.')); return; }
   ul.replaceChildren(...items.reverse().map((r) => {
-    const head = Object.entries(r.scores)[0];
-    const what = !head ? `${r.events.length} event(s)` : head[1] === null ? `${head[0]}: not scored`
-      : `${head[0]}: ${head[1].label} (${fmtP(head[1].mean)})`;
-    const del = el('button', { type: 'button', 'aria-label': `Delete result of ${r.recorded_at}` }, 'Delete');
+    const first = Object.entries(r.scores)[0];
+    const what = first ? (first[1] ? t('result.finding', { name: first[0], label: first[1].label }) : t('result.not_scored', { name: first[0], reason: (r.withheld || {})[first[0]] || '-' }))
+      : (r.events.length ? t('result.events.some', { n: r.events.length }) : t('result.events.none'));
+    const del = el('button', { type: 'button', 'aria-label': `Delete result of ${fmtTime(r.recorded_at)}` }, 'Delete');
     del.addEventListener('click', async () => { await deleteResult(r.id); await showHistory(); });
-    return el('li', {}, el('span', {}, `${new Date(r.recorded_at).toLocaleString()} · ${what}`), del);
+    return el('li', {}, el('span', {}, `${fmtTime(r.recorded_at)} · ${what}`), del);
   }));
 }
 
@@ -250,6 +253,7 @@ async function share(obj, name) {
 
 const stamp = () => new Date().toISOString().replace(/[:.]/g, '-');
 $('record').addEventListener('click', () => { onRecord(); });
+$('stop').addEventListener('click', () => { if (control.stop) control.stop(); });
 $('share').addEventListener('click', () => lastRecord && share(lastRecord, `cough-result-${stamp()}.json`));
 $('export').addEventListener('click', () => lastRecord && download(jsonFile(lastRecord, `cough-result-${stamp()}.json`)));
 $('export-all').addEventListener('click', async () => download(jsonFile(await listResults(), `cough-history-${stamp()}.json`)));

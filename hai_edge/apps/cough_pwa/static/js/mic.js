@@ -2,26 +2,28 @@
 // off (they reshape a cough and eat stationary sounds), an AudioWorklet that posts raw blocks,
 // at the device's own rate (the front end resamples; nothing is resampled by the browser).
 
+/** A microphone problem; `code` names its message in the catalogue (mic.<code>). */
 export class MicError extends Error {
-  constructor(msg) { super(msg); this.name = 'MicError'; }
+  constructor(code, msg) { super(msg); this.name = 'MicError'; this.code = code; }
 }
 
 function explain(err) {
   const name = err && err.name;
-  if (name === 'NotAllowedError' || name === 'SecurityError') return 'microphone permission was denied: allow the microphone for this site in the browser settings, then try again';
-  if (name === 'NotFoundError' || name === 'OverconstrainedError') return 'no microphone was found on this device';
-  if (name === 'NotReadableError') return 'the microphone is in use by another app';
-  return `the microphone could not be opened (${err && err.message ? err.message : err})`;
+  if (name === 'NotAllowedError' || name === 'SecurityError') return new MicError('denied', 'microphone permission was denied');
+  if (name === 'NotFoundError' || name === 'OverconstrainedError') return new MicError('missing', 'no microphone was found on this device');
+  if (name === 'NotReadableError') return new MicError('busy', 'the microphone is in use by another app');
+  return new MicError('other', `the microphone could not be opened (${err && err.message ? err.message : err})`);
 }
 
 /**
- * Record `seconds` of audio. Callbacks: onLevel(dbfs) about 20 times a second,
- * onBlock(Float32Array, rate) for every block (live detection), onProgress(secondsDone).
+ * Record `seconds` of audio. Callbacks: onStart() once the microphone delivers, onLevel(dbfs)
+ * about 20 times a second, onBlock(Float32Array, rate) for every block (live detection),
+ * onProgress(secondsDone). `control.stop()` (set here) ends the recording early.
  * Resolves {samples: Float32Array, sampleRate, device, settings}.
  */
-export async function recordAudio({ seconds, onLevel, onBlock, onProgress }) {
+export async function recordAudio({ seconds, onStart, onLevel, onBlock, onProgress, control = {} }) {
   if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
-    throw new MicError('this page is not a secure origin (https:// or http://localhost), so the browser gives it no microphone');
+    throw new MicError('insecure', 'this page is not a secure origin (https:// or http://localhost), so the browser gives it no microphone');
   }
   const ctx = new AudioContext();
   let stream = null;
@@ -31,7 +33,7 @@ export async function recordAudio({ seconds, onLevel, onBlock, onProgress }) {
     try {
       stream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: false, noiseSuppression: false, autoGainControl: false } });
     } catch (err) {
-      throw new MicError(explain(err));
+      throw explain(err);
     }
     const track = stream.getAudioTracks()[0];
     const rate = ctx.sampleRate;
@@ -45,10 +47,11 @@ export async function recordAudio({ seconds, onLevel, onBlock, onProgress }) {
     let lastBlock = performance.now();
     let watchdog = null;
     await new Promise((resolve, reject) => {
-      track.addEventListener('ended', () => reject(new MicError('the microphone stopped (unplugged or taken by another app)')), { once: true });
+      track.addEventListener('ended', () => reject(new MicError('ended', 'the microphone stopped (unplugged or taken by another app)')), { once: true });
       watchdog = setInterval(() => {   // a stalled device must not leave the app waiting forever
-        if (performance.now() - lastBlock > 3000) reject(new MicError('no audio is arriving from the microphone'));
+        if (performance.now() - lastBlock > 3000) reject(new MicError('stalled', 'no audio is arriving from the microphone'));
       }, 500);
+      control.stop = () => resolve();
       node.port.onmessage = (e) => {
         lastBlock = performance.now();
         if (total >= want) return;
@@ -67,8 +70,9 @@ export async function recordAudio({ seconds, onLevel, onBlock, onProgress }) {
         if (total >= want) resolve();
       };
       src.connect(node); node.connect(sink); sink.connect(ctx.destination);
-    }).finally(() => clearInterval(watchdog));
-    const samples = new Float32Array(want);
+      if (onStart) onStart();
+    }).finally(() => { clearInterval(watchdog); control.stop = null; });
+    const samples = new Float32Array(total);
     let off = 0;
     for (const c of chunks) { samples.set(c, off); off += c.length; }
     const settings = track.getSettings ? track.getSettings() : {};

@@ -56,7 +56,8 @@ SUITE = "bookworm"
 # run-side packages (pyproject's base dependencies) + the engine extras, pinned to this machine's
 PACKAGES = {"numpy": "numpy", "soundfile": "soundfile", "Pillow": "pillow", "pydicom": "pydicom",
             "pylibjpeg": "pylibjpeg", "pylibjpeg-libjpeg": "pylibjpeg-libjpeg",
-            "onnxruntime": "onnxruntime", "ai-edge-litert": "tflite", "openvino": "openvino"}
+            "onnxruntime": "onnxruntime", "ai-edge-litert": "tflite", "openvino": "openvino",
+            "cryptography": "cryptography", "threadpoolctl": "threadpoolctl"}  # the base install
 # bookworm has glibc 2.36: without the newer manylinux tags pip silently picks old wheels
 PLATFORM_ARGS = ["--platform", "manylinux2014_aarch64"] + [
     a for v in (17, 24, 27, 28, 31, 34, 35, 36) for a in ("--platform", f"manylinux_2_{v}_aarch64")]

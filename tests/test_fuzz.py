@@ -2,8 +2,9 @@
 seed corpus, and replays of every crasher ever found (tests/fuzz/crashers/<target>/).
 
 Each target (tests/fuzz/targets.py) must end every input in a result or a HaiEdgeError, within
-10 s and 2 GB per input. Where atheris cannot run (not installed, not x86-64), hypothesis mutates
-the seeds instead. Longer runs: ``python tests/fuzz/run_atheris.py TARGET CORPUS -max_total_time=600``.
+10 s per input and 6 GB of address space. Where atheris cannot run (not installed, not x86-64),
+hypothesis mutates the seeds instead. Longer runs: ``python tests/fuzz/run_atheris.py TARGET
+COPY_OF_CORPUS -max_total_time=600`` (libFuzzer adds what it finds to that folder).
 """
 
 from __future__ import annotations

@@ -104,6 +104,6 @@ def test_interleaved_timing_keeps_the_ratio_under_changing_load() -> None:
     def call(base: float) -> None:
         _time.sleep(base + next(load))
 
-    a, b = demo._interleaved_ms(lambda: call(0.004), lambda: call(0.001), min_pairs=15,
-                                min_seconds=0.0)
+    a, b = demo._interleaved_ms(lambda: call(0.004), lambda: call(0.001), min_blocks=6,
+                                min_seconds=0.0, block_s=0.01)
     assert 2.5 < a / b < 5.5  # 4 ms vs 1 ms, busy spell or not

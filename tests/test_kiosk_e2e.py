@@ -12,11 +12,6 @@ from __future__ import annotations
 
 import io
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import wave
 import zipfile
 from pathlib import Path
@@ -35,51 +30,17 @@ pytest.importorskip("fastapi")
 pytest.importorskip("onnx")
 httpx = pytest.importorskip("httpx")
 
-from ._kiosk_fixtures import cough_like, jpeg_bytes, tiny_bundles
+from ._kiosk_fixtures import cough_like, jpeg_bytes
+from ._kiosk_server import running_kiosk
 
-ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "e2e-pin-2468"
 RECORD_S = 3
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture()
 def kiosk(tmp_path: Path):
-    bundles = tiny_bundles(tmp_path / "bundles")
-    port = _free_port()
-    log = tmp_path / "server.log"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "hai_edge.cli", "kiosk", "--data-dir", str(tmp_path / "data"),
-         "--bundle-dir", str(bundles), "--port", str(port), "--no-mic",
-         "--export-root", str(tmp_path / "exports")],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(log, "wb"))
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"kiosk exited: {log.read_text()}")
-        try:
-            if httpx.get(url + "/api/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            if time.time() > deadline:
-                proc.kill()
-                pytest.fail("kiosk did not start")
-            time.sleep(0.1)
-    yield url, tmp_path
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    with running_kiosk(tmp_path) as url:
+        yield url, tmp_path
 
 
 def _fake_mic_wav(path: Path) -> Path:

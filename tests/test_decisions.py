@@ -149,3 +149,28 @@ def test_verify_checks_head_scores_on_golden_inputs(wave_bundle: Path, tmp_path:
     assert "head h: score moved by 0.05" in bad[0].note
     with pytest.raises(GateError, match="head h: score moved"):
         rep.raise_for_failure()
+
+
+def test_export_head_decision_gate_refuses_and_records_the_override() -> None:
+    """The bundle-level gate on INT8 vs FP32 outputs through a run's inline heads, and the
+    ladder's accept callback built from it."""
+    from hai_edge.export.bundle_gates import decision_accept, gate_heads
+    from hai_edge.quantize.gates import GateThresholds, head_agreement
+
+    rng = np.random.default_rng(0)
+    ref = rng.normal(0, 1, (200, 16))
+    int8 = ref + rng.normal(0, 0.5, ref.shape)
+    loud = {"name": "loud", "kind": "logistic", "weights": [1.0] * 16, "bias": 0.0,
+            "threshold": 0.5}
+    quiet = {**loud, "name": "quiet", "weights": [0.01] * 16, "threshold": 0.9}
+    accept = decision_accept([loud, quiet], ref)
+    why = accept(int8)
+    assert "head loud: max |score diff|" in why and "flip" in why and "quiet" not in why
+    assert decision_accept([quiet], ref)(int8) == "" and decision_accept([], ref) is None
+    figs = {"onnx-int8": [{**h, "n": len(ref)} for h in head_agreement([loud, quiet], ref, int8)]}
+    with pytest.raises(GateError, match="head decision gate failed.*onnx-int8: head loud"):
+        gate_heads(figs, GateThresholds(), [], allow=False)
+    overrides: list = []
+    gate_heads(figs, GateThresholds(), overrides, allow=True)
+    assert overrides == [{"override": "allow_degraded", "gate": "head_decisions",
+                          "model": "onnx-int8", "failures": [why]}]

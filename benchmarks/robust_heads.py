@@ -4,7 +4,8 @@ heads with the engine-robust recipe (issue #18).
     python benchmarks/robust_heads.py --data ../shared/data --work /tmp/hai-heads [--compare]
         [--write DIR] [--bundles cough-demo,derm-demo]
 
-``--compare`` prints the recipe table (docs/cough.md, docs/derm.md). ``--write DIR`` trains the
+``--write DIR --golden-only`` keeps the heads and only adds the golden head scores. ``--compare``
+prints the recipe table (docs/cough.md, docs/derm.md). ``--write DIR`` trains the
 head of each built-in bundle with ``hai_edge.heads.robust.ROBUST`` on its training rows embedded
 by every engine, checks it with the decision gate on the held-out rows (all engines against
 onnxruntime, the reference engine of the INT8 bundle) and writes DIR/<bundle>: the built-in
@@ -35,7 +36,8 @@ def _heldout_figures(head: Any, held: Any) -> dict[str, Any]:
     return decision_figures(head, held, reference="onnxruntime", n_boot=500)
 
 
-def compare(name: str, data: Path, work: Path) -> list[dict[str, Any]]:
+def compare(name: str, data: Path, work: Path, only: tuple[str, ...] = ()
+            ) -> list[dict[str, Any]]:
     from hai_edge.heads.robust import RECIPES, train_engine_head
 
     bundle = Bundle.load(name)
@@ -44,6 +46,8 @@ def compare(name: str, data: Path, work: Path) -> list[dict[str, Any]]:
     held = demo_rows(bundle, name, data, work, "heldout")
     out = []
     for recipe in RECIPES.values():
+        if only and recipe.name not in only:
+            continue
         head = train_engine_head(train, head_name, recipe, labels=labels)
         figs = _heldout_figures(head, held)
         out.append({"recipe": recipe.name, "C": head.training["C"],
@@ -98,12 +102,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bundles", default="cough-demo,derm-demo")
     p.add_argument("--compare", action="store_true", help="print the recipe comparison")
     p.add_argument("--write", type=Path, help="write the rebuilt bundles here")
+    p.add_argument("--golden-only", action="store_true", help="with --write: keep the heads, "
+                   "only add golden.json's per-head expected scores")
+    p.add_argument("--recipes", default="", help="compare only these recipes (comma-separated)")
     args = p.parse_args(argv)
     names = [n for n in args.bundles.split(",") if n]
     for name in names:
         if args.compare:
-            _print_table(name, compare(name, args.data.resolve(), args.work))
-        if args.write:
+            _print_table(name, compare(name, args.data.resolve(), args.work,
+                                             tuple(r for r in args.recipes.split(",") if r)))
+        if args.write and args.golden_only:
+            from hai_edge.heads.decisions import add_golden_head_scores
+
+            out = add_golden_head_scores(Bundle.load(name), str(args.write / name),
+                                         overwrite=True)
+            print(f"{out.root}: golden head scores added (heads unchanged)")
+        elif args.write:
             figs = rebuild(name, args.data.resolve(), args.work, args.write)
             print(f"{args.write / name}: {json.dumps(figs['summary'])}")
     return 0

@@ -42,8 +42,8 @@ from hai_edge.heads.probe_train import (
     sens_spec,
 )
 
-__all__ = ["RECIPES", "ROBUST", "STANDARD", "HeadRecipe", "engine_scores", "score_agreement",
-           "train_engine_head"]
+__all__ = ["RECIPES", "ROBUST", "STANDARD", "HeadRecipe", "engine_differences", "engine_scores",
+           "score_agreement", "train_engine_head"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +54,12 @@ class HeadRecipe:
     pool_engines: bool = False
     shrinkage: float = 0.0
     max_score_diff: float | None = None
+    cs: tuple[float, ...] = CS  # the L2 strengths tried
+    noise_gain: float = 0.0  # > 0: add training copies with `gain` x measured engine noise
+    noise_copies: int = 2
+    # whiten by the measured engine-noise covariance (regularised): the L2 penalty becomes
+    # w' Σ_noise w, the logit variance the engines' rounding would cause
+    noise_whiten: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.shrinkage <= 1.0:
@@ -63,6 +69,11 @@ class HeadRecipe:
         parts = ["embeddings of every engine" if self.pool_engines else "one engine's embeddings",
                  "standardised" if self.shrinkage == 0 else f"scale shrunk (λ={self.shrinkage:g})",
                  "class-balanced logistic regression"]
+        if self.noise_whiten:
+            parts[1] = "whitened by the measured engine-noise covariance"
+        if self.noise_gain > 0:
+            parts.insert(1, f"plus {self.noise_copies} copies with {self.noise_gain:g}x the "
+                            "measured engine-to-engine differences added")
         if self.max_score_diff is not None:
             parts.append(f"C: best grouped-CV AUROC with out-of-fold engine score difference "
                          f"<= {self.max_score_diff:g}")
@@ -74,13 +85,17 @@ class HeadRecipe:
         return dataclasses.asdict(self)
 
 
+# C above 1e2 is practically unregularised (and slow to fit on pooled rows): the engine-aware
+# recipes stop there
+_CS_ROBUST = tuple(c for c in CS if c <= 1e2)
 STANDARD = HeadRecipe("standard")
-ROBUST = HeadRecipe("robust", pool_engines=True, shrinkage=1.0, max_score_diff=0.01)
+ROBUST = HeadRecipe("robust", pool_engines=True, shrinkage=1.0, max_score_diff=0.01,
+                    cs=_CS_ROBUST)
 RECIPES: dict[str, HeadRecipe] = {r.name: r for r in (
     STANDARD,
-    HeadRecipe("pooled", pool_engines=True),
-    HeadRecipe("shrunk", shrinkage=1.0),
-    HeadRecipe("pooled-shrunk", pool_engines=True, shrinkage=1.0),
+    HeadRecipe("pooled", pool_engines=True, cs=_CS_ROBUST),
+    HeadRecipe("shrunk", shrinkage=1.0, cs=_CS_ROBUST),
+    HeadRecipe("pooled-shrunk", pool_engines=True, shrinkage=1.0, cs=_CS_ROBUST),
     ROBUST,
 )}
 
@@ -111,9 +126,25 @@ def _scaler(x: np.ndarray, shrinkage: float) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.where(scale > 0, scale, 1.0)
 
 
-def _fit_raw(x: np.ndarray, y: np.ndarray, c: float, shrinkage: float
-             ) -> tuple[np.ndarray, float]:
+def _noise_whitener(rows: EngineRows, ridge: float = 0.05) -> np.ndarray | None:
+    """``Σ^-1/2`` of the engine differences' covariance plus ``ridge`` x its mean variance."""
+    d = engine_differences(rows)
+    if len(d) < 2:
+        return None
+    cov = np.cov(d, rowvar=False)
+    cov += ridge * np.trace(cov) / len(cov) * np.eye(len(cov))
+    vals, vecs = np.linalg.eigh(cov)
+    return (vecs / np.sqrt(vals)) @ vecs.T
+
+
+def _fit_raw(x: np.ndarray, y: np.ndarray, c: float, shrinkage: float,
+             whiten: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     """(raw-space weights, bias) of the recipe's logistic regression."""
+    if whiten is not None:
+        mean = x.mean(axis=0)
+        clf = _fit_plain((x - mean) @ whiten, y, c)
+        w = whiten @ clf.coef_[0]
+        return w, float(clf.intercept_[0] - mean @ w)
     if shrinkage == 0:  # exactly probe_train's standard recipe
         scaler, clf = _fit(x, y, c)
         w = clf.coef_[0] / np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
@@ -137,6 +168,21 @@ def _fit_plain(x: np.ndarray, y: np.ndarray, c: float) -> Any:
     return clf
 
 
+def engine_differences(rows: EngineRows, recs: np.ndarray | None = None) -> np.ndarray:
+    """Window-wise differences between each engine and the first, on the recordings (of
+    ``recs``) where every engine produced the same number of windows: samples of the rounding
+    noise, with its real (far from isotropic) covariance."""
+    first = rows.first
+    n = len(first.y)
+    keep = np.ones(n, bool) if recs is None else np.isin(np.arange(n), recs)
+    counts = [np.bincount(r.rec, minlength=n) for r in rows.rows.values()]
+    same = keep & np.all([c == counts[0] for c in counts], axis=0)
+    m0 = np.isin(first.rec, np.flatnonzero(same))
+    out = [r.x[np.isin(r.rec, np.flatnonzero(same))] - first.x[m0]
+           for r in list(rows.rows.values())[1:]]
+    return np.concatenate(out) if out else np.zeros((0, first.x.shape[1]))
+
+
 def _training_windows(rows: EngineRows, recipe: HeadRecipe, recs: np.ndarray
                       ) -> tuple[np.ndarray, np.ndarray]:
     use = rows.rows.values() if recipe.pool_engines else [rows.first]
@@ -145,16 +191,28 @@ def _training_windows(rows: EngineRows, recipe: HeadRecipe, recs: np.ndarray
         m = np.isin(r.rec, recs)
         xs.append(r.x[m])
         ys.append(r.y[r.rec[m]])
+    if recipe.noise_gain > 0:
+        diffs = engine_differences(rows, recs)
+        if len(diffs):
+            rng = np.random.default_rng(0)
+            m = np.isin(rows.first.rec, recs)
+            base, yb = rows.first.x[m], rows.first.y[rows.first.rec[m]]
+            for _ in range(recipe.noise_copies):
+                pick = rng.integers(0, len(diffs), len(base))
+                sign = rng.choice((-1.0, 1.0), (len(base), 1))
+                xs.append(base + recipe.noise_gain * sign * diffs[pick])
+                ys.append(yb)
     return np.concatenate(xs), np.concatenate(ys)
 
 
 def _cv(rows: EngineRows, recipe: HeadRecipe, c: float,
-        folds: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
+        folds: list[tuple[np.ndarray, np.ndarray]], whiten: np.ndarray | None = None
+        ) -> dict[str, np.ndarray]:
     """Out-of-fold window logits per engine at ``c``."""
     z = {e: np.full(len(r.rec), np.nan) for e, r in rows.rows.items()}
     for tr, te in folds:
         x, y = _training_windows(rows, recipe, tr)
-        w, b = _fit_raw(x, y, c, recipe.shrinkage)
+        w, b = _fit_raw(x, y, c, recipe.shrinkage, whiten)
         for e, r in rows.rows.items():
             m = np.isin(r.rec, te)
             z[e][m] = r.x[m] @ w + b
@@ -184,9 +242,10 @@ def train_engine_head(rows: EngineRows, name: str, recipe: HeadRecipe = ROBUST, 
 
     first = rows.first
     folds = grouped_folds(first.y, first.groups, n_splits, seed)
+    whiten = _noise_whitener(rows) if recipe.noise_whiten else None
     tried = []
-    for c in CS:
-        z = _cv(rows, recipe, c, folds)
+    for c in recipe.cs:
+        z = _cv(rows, recipe, c, folds, whiten)
         (a, b), rec = _calibrated(rows, z)
         cv_auroc = float(np.mean([auroc(first.y, s) for s in rec.values()]))
         pooled_t = pick_threshold(np.tile(first.y, len(rec)), np.concatenate(list(rec.values())),
@@ -203,7 +262,7 @@ def train_engine_head(rows: EngineRows, name: str, recipe: HeadRecipe = ROBUST, 
     pool = ok or tried[:1]  # none meets the budget: the strongest regularisation
     best = max(pool, key=lambda t: (round(t["auroc_cv"], 12), -t["C"]))
     x, y = _training_windows(rows, recipe, np.arange(len(first.y)))
-    w, bias = _fit_raw(x, y, best["C"], recipe.shrinkage)
+    w, bias = _fit_raw(x, y, best["C"], recipe.shrinkage, whiten)
     a, b = best["platt"]
     rec_all = np.concatenate(list(best["rec"].values()))
     y_all = np.tile(first.y, len(best["rec"]))

@@ -485,7 +485,8 @@ def test_head_decisions_show_sensitivity_at_fixed_specificity_and_calibration(en
     p = rep["probe"]
     (dec,) = p["head_decisions"]
     assert dec["name"] == "mel" and dec["reference"] == "student-fp32"
-    assert "teacher" in dec and "teacher" not in dec["embedders"]
+    assert {"student-fp32", "onnx-int8"} <= set(dec["embedders"])  # (the tiny teacher has the
+    # student's size here, so the head scores it too)
     head = load_heads(Bundle.load(env["bundle"]))[0]
     items, y = p["items"], np.asarray(p["y"])
     row_of = {item: k for k, item in enumerate(ref["items"])}

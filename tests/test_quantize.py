@@ -245,6 +245,29 @@ def test_ladder_failure_raises_with_table_unless_degraded_allowed(
     assert res.degraded and not res.report.passed and len(res.attempts) == 4
 
 
+def test_ladder_keeps_climbing_while_the_head_decision_gate_refuses(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Issue #18: a rung whose cosines pass but whose head decisions do not is refused, so the
+    safer rungs run first; the refusal is in the table and in the error."""
+    seen: list[float] = []
+
+    def accept(y: np.ndarray) -> str:
+        seen.append(float(np.abs(y).max()))
+        return "head h: max |score diff| 0.0500 > 0.02"
+
+    cfg = QuantConfig(sensitive_k=(1, 2))
+    with pytest.raises(GateError) as info:
+        _fake_ladder(monkeypatch, tmp_path, cfg, accept=accept)
+    rows = info.value.figures["attempts"]
+    assert [a["recipe"] for a in rows] == ["default", "percentile", "keep_sensitive",
+                                           "keep_sensitive"]  # one rung more than without
+    assert [a.get("decision_gate") for a in rows][2:] == [
+        "head h: max |score diff| 0.0500 > 0.02"] * 2 and len(seen) == 2
+    assert "head decision gate" in str(info.value).splitlines()[0]
+    res = _fake_ladder(monkeypatch, tmp_path, cfg, accept=lambda y: "")
+    assert [a.passed for a in res.attempts] == [False, False, True] and not res.degraded
+
+
 # ------------------------------------------------------------- real quantizers (3 formats)
 @pytest.fixture(scope="module")
 def wave_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:

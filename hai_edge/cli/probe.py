@@ -53,6 +53,12 @@ def register(subparsers: Any) -> None:
                    "+ this head (the original is never modified)")
     t.add_argument("--overwrite", action="store_true", help="allow --add-to-bundle to replace "
                    "an existing directory (atomically)")
+    t.add_argument("--heldout", metavar="CSV", help="held-out rows (same columns as --data) for "
+                   "the decision gate across engines (default: the training rows)")
+    t.add_argument("--recipe", default="auto", help="head recipe: auto (standard, then robust "
+                   "if the decision gate fails), standard, pooled, shrunk, pooled-shrunk, robust")
+    t.add_argument("--allow-degraded", action="store_true", help="keep a head that fails the "
+                   "decision gate (recorded in the head's training section)")
     t.set_defaults(func=_cmd_train)
 
     e = psub.add_parser("eval", help="AUROC with a grouped bootstrap CI, sensitivity/specificity, "
@@ -81,13 +87,22 @@ def _cmd_train(args: argparse.Namespace) -> int:
     done = train_probe(_data(args), args.output, name=args.name,
                        labels=_csv_list(args.labels) or ("negative", "positive"),
                        sensitivity=args.sensitivity, notice=args.notice,
-                       add_to_bundle=args.add_to_bundle, overwrite=args.overwrite)
+                       add_to_bundle=args.add_to_bundle, overwrite=args.overwrite,
+                       recipe=args.recipe, heldout=args.heldout,
+                       allow_degraded=args.allow_degraded)
     head, tr = done.head, done.head.training
     print(f"wrote head {head.name!r} to {done.head_file}: {tr['n']} recordings "
           f"({tr['n_positive']} positive, {tr['groups']} groups, {tr['n_windows']} windows), "
           f"grouped {tr['folds']}-fold CV AUROC {tr['auroc_cv']:.3f} (C={tr['C']:.0e}), "
           f"threshold {head.threshold:.3f} (sens {tr['sensitivity_cv']:.2f}, "
           f"spec {tr['specificity_cv']:.2f})")
+    gate = tr.get("decision_gate")
+    if gate:
+        s = gate["summary"]
+        print(f"decision gate ({gate['rows']}, {len(s['engines'])} engines vs {s['reference']}): "
+              f"recipe {gate['rung']}, max |score diff| {s['max_abs_diff']:.4f}, "
+              f"{s['flips']} flip(s), max |ΔAUROC| {s['max_delta_auroc']:.4f}"
+              + (" -- DEGRADED (--allow-degraded)" if gate.get("override") else ""))
     if done.bundle is not None:
         print(f"wrote bundle {done.bundle.root} with head {head.name!r}")
     return 0

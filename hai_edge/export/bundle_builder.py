@@ -23,7 +23,12 @@ import numpy as np
 from hai_edge.bundle import Bundle, Manifest, Modality, ModelEntry, Precision, write_bundle
 from hai_edge.bundle.frontend import AudioFrontendSpec, ImageFrontendSpec
 from hai_edge.errors import BundleError, HaiEdgeError
-from hai_edge.export.bundle_gates import cross_format_gate, gate_heads, teacher_figures
+from hai_edge.export.bundle_gates import (
+    cross_format_gate,
+    decision_accept,
+    gate_heads,
+    teacher_figures,
+)
 from hai_edge.export.notice import (
     HAI_DEF_NOTICE,
     HAI_DEF_TERMS_URL,
@@ -111,6 +116,7 @@ class _Plan:
     scope: str | None
     qcfg: QuantConfig
     teacher: dict[str, Any] | None
+    heads: tuple[Mapping[str, Any], ...] = ()  # the run's heads: their decisions are gated too
 
 
 @dataclasses.dataclass
@@ -211,6 +217,7 @@ def build_bundle(
     dest = Path(dest)
     plan = _plan(model, spec, dest, options, calibration, heldout, teacher, teacher_targets,
                  overwrite)
+    plan = dataclasses.replace(plan, heads=tuple(heads))
     was_training = model.training
     model.eval()
     try:
@@ -296,7 +303,7 @@ def _add_int8(row: ExportFormat, fp32_path: Path, plan: _Plan, ref: np.ndarray,
     ladder = quantize_with_ladder(
         row.format, fp32_path, tmp / row.name / "int8", plan.calib, plan.x_held, ref, evaluate,
         plan.qcfg, options.thresholds, allow_degraded=options.allow_degraded,
-        centre=ref.mean(axis=0))
+        centre=ref.mean(axis=0), accept=decision_accept(plan.heads, ref))
     art = ladder.artifact
     got.int8_out[row.name] = evaluate(art, plan.x_held)
     got.seconds[f"{row.name}-int8"] = time.perf_counter() - t0
@@ -365,7 +372,8 @@ def _fidelity(plan: _Plan, ref: np.ndarray, got: _Collected, options: BuildOptio
         fidelity["teacher"] = teacher_figures(ref, got.fp32_out, got.int8_out, teacher_targets,
                                               th, got.overrides, allow)
     if heads and got.int8_out:
-        fidelity["heads"] = {f"{fmt}-int8": head_agreement(heads, ref, y8s)
+        fidelity["heads"] = {f"{fmt}-int8": [{**h, "n": len(ref)}
+                                             for h in head_agreement(heads, ref, y8s)]
                              for fmt, y8s in got.int8_out.items()}
         gate_heads(fidelity["heads"], th, got.overrides, allow)
     fidelity["degraded"] = bool(got.overrides)

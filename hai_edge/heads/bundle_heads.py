@@ -66,9 +66,15 @@ def train_probe(data: ProbeData, output: str | Path, *, name: str | None = None,
                 labels: tuple[str, ...] = ("negative", "positive"),
                 sensitivity: float | None = None, notice: str = "",
                 add_to_bundle: str | Path | None = None, overwrite: bool = False,
-                say: Callable[[str], None] = _stderr) -> TrainedProbe:
+                say: Callable[[str], None] = _stderr, recipe: str = "auto",
+                heldout: str | None = None, allow_degraded: bool = False) -> TrainedProbe:
     """Fit a calibrated linear head (grouped CV, Platt, threshold) and save it to ``output``
-    (``.json``); with ``add_to_bundle`` also write bundle + head there (the source is only read)."""
+    (``.json``); with ``add_to_bundle`` also write bundle + head there (the source is only read).
+
+    When the bundle runs on two or more installed engines (and no ``--backend`` is forced) the
+    head is fitted on every engine's embeddings and must pass the decision gate on ``heldout``
+    (a CSV like ``data``; default: the training rows): recipe ``auto`` tries ``standard``, then
+    ``robust``; the head's ``training["decision_gate"]`` records the rung that passed."""
     from hai_edge.bundle import Bundle
     from hai_edge.heads.probe_train import train_head
 
@@ -85,17 +91,73 @@ def train_probe(data: ProbeData, output: str | Path, *, name: str | None = None,
     if add_to_bundle and Path(add_to_bundle).exists() and not overwrite:
         raise HaiEdgeError(f"{add_to_bundle}: already exists (pass --overwrite to replace)")
     bundle = data.bundle if isinstance(data.bundle, Bundle) else Bundle.load(data.bundle)
-    rows = _embedded_rows(data, bundle)
-    _say_skipped(rows.failed, say)
     extra = {"bundle": bundle.manifest.name, "embedding_dim": bundle.manifest.embedding_dim,
              "file_column": data.file_column, "group_column": data.group}
-    head = train_head(rows, name, labels=(labels[0], labels[1]), sensitivity=sensitivity,
-                      seed=data.seed, notice=notice, extra_training=extra)
+    from hai_edge.heads.engine_rows import bundle_engines
+
+    engines = [] if data.backend else bundle_engines(bundle)
+    if len(engines) >= 2:
+        head = _train_gated(data, bundle, engines, name, (labels[0], labels[1]), sensitivity,
+                            notice, extra, recipe, heldout, allow_degraded, say)
+    else:
+        if recipe not in ("auto", "standard"):
+            raise HaiEdgeError(f"--recipe {recipe} needs a bundle with two or more installed "
+                               "engines (the recipe fits on every engine's embeddings)")
+        rows = _embedded_rows(data, bundle)
+        _say_skipped(rows.failed, say)
+        head = train_head(rows, name, labels=(labels[0], labels[1]), sensitivity=sensitivity,
+                          seed=data.seed, notice=notice, extra_training=extra)
     head.save(out)
     new = None
     if add_to_bundle:
         new = add_head_to_bundle(bundle, head, str(add_to_bundle), overwrite=overwrite)
     return TrainedProbe(head, out, new)
+
+
+def _train_gated(data: ProbeData, bundle: Any, engines: list[str], name: str,
+                 labels: tuple[str, str], sensitivity: float | None, notice: str,
+                 extra: dict[str, Any], recipe: str, heldout: str | None, allow: bool,
+                 say: Callable[[str], None]) -> Any:
+    """The head-recipe ladder: each rung is fitted, then gated; the first that passes wins."""
+    from hai_edge.errors import GateError
+    from hai_edge.heads.decisions import gate_head_decisions
+    from hai_edge.heads.engine_rows import embed_per_engine
+    from hai_edge.heads.probe_train import _require_sklearn
+    from hai_edge.heads.robust import RECIPES, ROBUST, STANDARD, train_engine_head
+
+    _require_sklearn()
+    if recipe != "auto" and recipe not in RECIPES:
+        raise HaiEdgeError(f"unknown --recipe {recipe!r} (auto, {', '.join(RECIPES)})")
+    rungs = [STANDARD, ROBUST] if recipe == "auto" else [RECIPES[recipe]]
+
+    def embed(csv: str) -> Any:
+        return embed_per_engine(bundle, csv, data.label, data.positive, data.group,
+                                engines=engines, file_column=data.file_column,
+                                threads=data.threads)
+
+    rows = embed(data.data)
+    _say_skipped(rows.first.failed, say)
+    gate_rows = embed(heldout) if heldout else rows
+    where = "held-out rows" if heldout else "training rows (no --heldout given)"
+    errors: list[str] = []
+    head = None
+    for n, rung in enumerate(rungs):
+        head = train_engine_head(rows, name, rung, labels=labels, sensitivity=sensitivity,
+                                 seed=data.seed, notice=notice, extra_training=extra)
+        last = n == len(rungs) - 1
+        try:
+            head, record = gate_head_decisions(head, gate_rows,
+                                               allow_degraded=allow and last, say=say)
+        except GateError as exc:
+            errors.append(f"recipe {rung.name}: {exc}")
+            if last:
+                raise GateError(" | ".join(errors), figures=exc.figures) from None
+            say(f"recipe {rung.name} failed the decision gate; trying {rungs[n + 1].name}")
+            continue
+        gate = {**head.training["decision_gate"], "rung": rung.name, "rows": where,
+                "rungs_failed": errors}
+        return dataclasses.replace(head, training={**head.training, "decision_gate": gate})
+    raise AssertionError("unreachable")
 
 
 def evaluate_probe(data: ProbeData, head: str, *, subgroups: tuple[str, ...] = (),

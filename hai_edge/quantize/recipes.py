@@ -41,10 +41,11 @@ class Attempt:
     report: FidelityReport | None
     seconds: float
     error: str | None = None
+    decision: str | None = None  # why the head decision gate refused this rung (None: passed)
 
     @property
     def passed(self) -> bool:
-        return self.report is not None and self.report.passed
+        return self.report is not None and self.report.passed and not self.decision
 
     def row(self) -> dict[str, Any]:
         r = self.report
@@ -59,6 +60,7 @@ class Attempt:
             "passed": self.passed,
             "seconds": round(self.seconds, 2),
             **({"error": self.error} if self.error else {}),
+            **({"decision_gate": self.decision} if self.decision else {}),
         }
 
 
@@ -101,13 +103,16 @@ def quantize_with_ladder(
     allow_degraded: bool = False,
     basename: str = "model_int8",
     centre: np.ndarray | None = None,
+    accept: Callable[[np.ndarray], str] | None = None,
 ) -> LadderResult:
     """Quantize ``fp32_path`` until the INT8-vs-FP32 gate passes on ``heldout``.
 
     ``reference`` is the FP32 output for ``heldout``; ``evaluate(artifact, x)`` runs an INT8
     artifact (through the run-side engine) and returns ``[N, dim]``. Each attempt writes into its
     own sub-directory of ``work_dir``. Raises ``GateError`` (the table in message and figures)
-    when no rung passes and ``allow_degraded`` is false.
+    when no rung passes and ``allow_degraded`` is false. ``accept(outputs)`` (the heads'
+    decision gate) returns why a rung whose cosines pass must still be refused ("" accepts it),
+    so the ladder keeps climbing until the heads' decisions agree too.
     """
     fmt = ModelFormat(fmt)
     backend = get_backend(fmt)
@@ -135,8 +140,9 @@ def quantize_with_ladder(
             rep = compare(reference, y, threshold=thresholds.min_mean_cosine, centre=centre,
                           reference_name="fp32", candidate_name=f"{fmt.value}-int8",
                           centred_threshold=thresholds.min_centred_cosine)
+            why = accept(y) if accept is not None and rep.passed else ""
             attempts.append(Attempt(recipe, cfg.calibration, layers, len(art.excluded), rep,
-                                    time.perf_counter() - t0))
+                                    time.perf_counter() - t0, decision=why or None))
             artifacts.append(art)
         except HaiEdgeError:
             raise
@@ -176,7 +182,9 @@ def quantize_with_ladder(
             f"best mean cosine {best_rep.mean_cosine:.4f} (>= {thresholds.min_mean_cosine})"
             + (f", centred {best_rep.centred_mean_cosine:.4f} (>= {thresholds.min_centred_cosine})"
                if thresholds.min_centred_cosine is not None else "")
-            + " not met")
+            + " not met"
+            + "".join(f"; {a.recipe.value}: head decision gate: {a.decision}"
+                      for a in attempts if a.decision))
         raise GateError(
             f"{fmt.value} INT8 fidelity gate failed on {len(heldout)} held-out inputs: {worst} "
             f"after {len(attempts)} recipe(s) (pass --allow-degraded to keep it anyway)\n"

@@ -204,6 +204,12 @@ def _probe(c: Collected, spec: LabelSpec, opts: ReportOptions, say: Callable[[st
     heads = _heads(c, spec, idx, y, groups, opts)
     if heads:
         out["heads"] = heads
+        from hai_edge.report._decisions import head_decisions
+
+        cols = tuple(opts.subgroups or (c.run_meta.get("config") or {}).get("subgroups") or ())
+        out["head_decisions"] = head_decisions(
+            c.bundle, c.embeddings, c.row_items, items, y, groups, [c.item_meta[i] for i in items],
+            cols, n_boot=opts.bootstrap, seed=opts.seed)
     out.update({"folds": len(folds), "fold_seed": opts.seed, "fold_of_item": fold_of,
                 "n": int(len(y)), "n_positive": int(y.sum()), "groups_n": len(set(groups)),
                 "bootstrap": {k: v for k, v in boot.items() if k != "scorers"},

@@ -11,12 +11,14 @@ from hai_edge.report._format import ci_text as _ci
 from hai_edge.report._format import embedder_labels as _labels
 from hai_edge.report._format import esc as _e
 from hai_edge.report._format import num as _f
+from hai_edge.report._decisions import head_decisions_html
 from hai_edge.report._headline import headline
 
 __all__ = ["SECTIONS", "headline", "render_html"]
 
 SECTIONS = (("summary", "Summary"), ("provenance", "Provenance"), ("fidelity", "Fidelity"),
-            ("probe", "Downstream probe"), ("label-efficiency", "Label efficiency"),
+            ("probe", "Downstream probe"), ("decisions", "Head decisions"),
+            ("label-efficiency", "Label efficiency"),
             ("subgroups", "Subgroups"), ("speed", "Speed and size"), ("method", "Method"))
 
 _CSS = """
@@ -408,7 +410,7 @@ def render_html(rep: Mapping[str, Any], figs: Mapping[str, str]) -> str:
         f"<header><h1>{_e(rep.get('title'))}</h1><p class=\"sub\">{sub}</p>{warn}"
         f"<nav>{nav}</nav></header>",
         _summary(rep, figs), _provenance(rep), _fidelity(rep, figs), _probe(rep, figs),
-        _label_eff(rep, figs), _subgroups(rep, figs), _speed(rep, figs), _method(rep)))
+        head_decisions_html(rep), _label_eff(rep, figs), _subgroups(rep, figs), _speed(rep, figs), _method(rep)))
     csp = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f'<meta http-equiv="Content-Security-Policy" content="{csp}">'

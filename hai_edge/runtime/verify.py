@@ -118,6 +118,10 @@ class ModelCheck:
     tol_max_abs: float | None = None
     tol_min_cosine: float | None = None
     note: str = ""
+    # heads on the same golden inputs: the largest |score difference| from the scores recorded
+    # at export and its tolerance; None when the golden file holds no head scores
+    head_max_diff: float | None = None
+    head_tolerance: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -129,6 +133,7 @@ class VerifyReport:
     n_items: int
     frontend: tuple[dict[str, Any], ...]
     models: tuple[ModelCheck, ...]
+    heads_note: str = ""  # why head scores were not checked ("" when they were or none exist)
 
     @property
     def passed(self) -> bool:
@@ -152,8 +157,11 @@ class VerifyReport:
         raise GateError(f"golden vectors failed: {what}", figures=self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
-        return {"bundle": self.bundle, "n_items": self.n_items, "passed": self.passed,
-                "frontend": list(self.frontend), "models": [m.to_dict() for m in self.models]}
+        out = {"bundle": self.bundle, "n_items": self.n_items, "passed": self.passed,
+               "frontend": list(self.frontend), "models": [m.to_dict() for m in self.models]}
+        if self.heads_note:
+            out["heads_note"] = self.heads_note
+        return out
 
     def table(self) -> str:
         lines = [f"golden vectors: {self.n_items} item(s), bundle {self.bundle}"]
@@ -170,6 +178,11 @@ class VerifyReport:
             lines.append(f"  {m.model:<16} {m.engine:<12} {m.max_abs_diff:>10.3g} "
                          f"{m.tol_max_abs:>9.3g} {m.min_cosine:>9.5f} {m.tol_min_cosine:>8.4f}  "
                          f"{m.status}")
+            if m.head_max_diff is not None:
+                lines.append(f"  {'':<16} {'':<12} heads: max |score diff| {m.head_max_diff:.3g} "
+                             f"(allowed {m.head_tolerance:.3g})")
+        if self.heads_note:
+            lines.append(f"  {self.heads_note}")
         lines.append("  max|diff|: largest difference of one embedding value from the outputs "
                      "recorded at export; min cos: lowest cosine of one item. 'allowed' is the "
                      "bundle's own tolerance, set at export from the INT8 rounding measured then "
@@ -199,6 +212,7 @@ def verify_bundle(bundle: Bundle, backend: str | None = None, threads: int | Non
     x, fe_checks = golden_model_inputs(bundle, doc)
     want = _backend_info(backend) if backend else None
     expected_all = doc.get("models") or {}
+    heads, heads_note = _golden_heads(bundle, doc)
     checks: list[ModelCheck] = []
     for entry in bundle.manifest.models:
         engines = [b for b in BACKENDS.values() if b.format is entry.format]
@@ -216,14 +230,59 @@ def verify_bundle(bundle: Bundle, backend: str | None = None, threads: int | Non
             if exclude and info.name in exclude:
                 checks.append(ModelCheck(entry.id, info.name, "skipped", note=exclude[info.name]))
                 continue
-            checks.append(_check_model(bundle, entry, info, x, exp, threads))
+            checks.append(_check_model(bundle, entry, info, x, exp, threads, heads))
     if want is not None and not checks:
         raise BundleError(f"{bundle.root}: no model of this bundle runs on {want.name}")
-    return VerifyReport(bundle.manifest.name, len(x), tuple(fe_checks), tuple(checks))
+    return VerifyReport(bundle.manifest.name, len(x), tuple(fe_checks), tuple(checks),
+                        heads_note)
+
+
+def _golden_heads(bundle: Bundle, doc: Mapping[str, Any]
+                  ) -> tuple[list[tuple[Any, Mapping[str, Any]]], str]:
+    """(head, its golden section) pairs, or a note saying why head checks are skipped."""
+    from hai_edge.runtime.heads import head_entries, load_head_entry
+
+    # heads with a file (inline export-time heads carry no golden scores)
+    heads = [load_head_entry(bundle, e) for e in head_entries(bundle.manifest) if e.file]
+    if not heads:
+        return [], ""
+    section = doc.get("heads")
+    if not isinstance(section, dict):
+        return [], ("head checks skipped: golden.json holds no head scores (a bundle written "
+                    "before they were added)")
+    missing = [h.name for h in heads if h.name not in section]
+    note = f"no golden scores for head(s) {', '.join(missing)}: not checked" if missing else ""
+    return [(h, section[h.name]) for h in heads if h.name in section], note
+
+
+def _head_diff(heads: list[tuple[Any, Mapping[str, Any]]], model_id: str, out: np.ndarray
+               ) -> tuple[float | None, float | None, str]:
+    """Largest |score - expected| over heads and items, the tolerance, and a failure note
+    (a moved score or a verdict that changed although the expected score is clear of the
+    threshold by more than the tolerance)."""
+    worst, tol_used, notes = None, None, []
+    for head, sec in heads:
+        expected = (sec.get("scores") or {}).get(model_id)
+        if expected is None:
+            continue
+        exp = np.asarray(expected, dtype=np.float64)
+        got = head.predict_proba(out.reshape(len(exp), -1))
+        tol = float(sec.get("tolerance", 0.02))
+        diff = float(np.max(np.abs(got - exp)))
+        worst = diff if worst is None else max(worst, diff)
+        tol_used = tol if tol_used is None else min(tol_used, tol)
+        clear = np.abs(exp - head.threshold) > tol
+        flipped = int(np.sum(clear & ((got >= head.threshold) != (exp >= head.threshold))))
+        if diff > tol:
+            notes.append(f"head {head.name}: score moved by {diff:.3g} (tol {tol:.3g})")
+        if flipped:
+            notes.append(f"head {head.name}: {flipped} verdict(s) changed")
+    return worst, tol_used, "; ".join(notes)
 
 
 def _check_model(bundle: Bundle, entry: ModelEntry, info: Any, x: np.ndarray,
-                 exp: Mapping[str, Any], threads: int | None) -> ModelCheck:
+                 exp: Mapping[str, Any], threads: int | None,
+                 heads: list[tuple[Any, Mapping[str, Any]]] = ()) -> ModelCheck:  # type: ignore[assignment]
     expected = decode_array(exp["outputs"], f"golden {entry.id}").astype(np.float32)
     tol = exp.get("tolerance") or {}
     t_abs, t_cos = float(tol.get("max_abs", 1e-4)), float(tol.get("min_cosine", 0.9999))
@@ -245,7 +304,9 @@ def _check_model(bundle: Bundle, entry: ModelEntry, info: Any, x: np.ndarray,
     diff = float(np.max(np.abs(out - expected)))
     cos = float(np.min(_cosines(out, expected)))
     ok = diff <= t_abs and cos >= t_cos
-    return ModelCheck(entry.id, info.name, "passed" if ok else "failed", diff, cos, t_abs, t_cos)
+    h_diff, h_tol, h_note = _head_diff(list(heads), entry.id, out)
+    return ModelCheck(entry.id, info.name, "passed" if ok and not h_note else "failed", diff, cos,
+                      t_abs, t_cos, note=h_note, head_max_diff=h_diff, head_tolerance=h_tol)
 
 
 def _golden_output(res: Mapping[str, Any], name: str, shape: tuple[int, ...]

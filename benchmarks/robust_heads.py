@@ -1,0 +1,127 @@
+"""Compare head recipes across engines on the built-in bundles' held-out rows, and rebuild their
+heads with the engine-robust recipe (issue #18).
+
+    python benchmarks/robust_heads.py --data ../shared/data --work /tmp/hai-heads [--compare]
+        [--write DIR] [--bundles cough-demo,derm-demo]
+
+``--write DIR --golden-only`` keeps the heads and only adds the golden head scores. ``--compare``
+prints the recipe table (docs/cough.md, docs/derm.md). ``--write DIR`` trains the
+head of each built-in bundle with ``hai_edge.heads.robust.ROBUST`` on its training rows embedded
+by every engine, checks it with the decision gate on the held-out rows (all engines against
+onnxruntime, the reference engine of the INT8 bundle) and writes DIR/<bundle>: the built-in
+bundle with that head replaced and golden.json's per-head expected scores added (unsigned: re-sign
+with the demo key). The embeddings are cached in WORK; they depend on the bundle's model and
+detector only, so rerun after a model or detector change with a fresh WORK.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from head_data import DEMOS, demo_rows  # noqa: E402
+
+from hai_edge.bundle import Bundle  # noqa: E402
+
+
+def _heldout_figures(head: Any, held: Any) -> dict[str, Any]:
+    from hai_edge.heads.decisions import decision_figures
+
+    return decision_figures(head, held, reference="onnxruntime", n_boot=500)
+
+
+def compare(name: str, data: Path, work: Path, only: tuple[str, ...] = ()
+            ) -> list[dict[str, Any]]:
+    from hai_edge.heads.robust import RECIPES, train_engine_head
+
+    bundle = Bundle.load(name)
+    head_name, *_rest, labels = DEMOS[name]
+    train = demo_rows(bundle, name, data, work, "train")
+    held = demo_rows(bundle, name, data, work, "heldout")
+    out = []
+    for recipe in RECIPES.values():
+        if only and recipe.name not in only:
+            continue
+        head = train_engine_head(train, head_name, recipe, labels=labels)
+        figs = _heldout_figures(head, held)
+        out.append({"recipe": recipe.name, "C": head.training["C"],
+                    "oof": head.training["oof_engine_max_abs_diff"], **figs["summary"]})
+        print(f"{name} {json.dumps(out[-1])}", flush=True)
+    return out
+
+
+def _print_table(name: str, rows: list[dict[str, Any]]) -> None:
+    print(f"\n{name}: held-out rows, every engine vs onnxruntime")
+    print("| recipe | C | out-of-fold engine diff (train) | AUROC (ORT) | max abs score diff | "
+          "flips | ΔAUROC max | Δsens@spec max |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['recipe']} | {r['C']:g} | {r['oof']:.4f} | {r['auroc_reference']:.4f} | "
+              f"{r['max_abs_diff']:.4f} | {r['flips']} | {r['max_delta_auroc']:.4f} | "
+              f"{r['max_delta_sensitivity']:.4f} |")
+
+
+def rebuild(name: str, data: Path, work: Path, dest: Path) -> dict[str, Any]:
+    """DEST/<name>: the bundle with its head retrained by the robust recipe (+ golden scores)."""
+    from hai_edge.heads.bundle_heads import add_head_to_bundle
+    from hai_edge.heads.decisions import add_golden_head_scores
+    from hai_edge.heads.robust import ROBUST, train_engine_head
+    from hai_edge.runtime.heads import load_heads
+
+    bundle = Bundle.load(name)
+    head_name, *_rest, labels = DEMOS[name]
+    old = load_heads(bundle, [head_name], verify=False)[0]
+    train = demo_rows(bundle, name, data, work, "train")
+    held = demo_rows(bundle, name, data, work, "heldout")
+    head = train_engine_head(train, head_name, ROBUST, labels=labels, notice=old.notice,
+                             extra_training={k: old.training[k] for k in
+                                             ("bundle", "embedding_dim", "file_column",
+                                              "group_column") if k in old.training})
+    figs = _heldout_figures(head, held)
+    head = dataclasses.replace(head, training={**head.training, "heldout_decisions":
+                                               figs["summary"]})
+    out = dest / name
+    tmp = add_head_to_bundle(bundle, head, str(dest / f".{name}-tmp"), overwrite=True)
+    add_golden_head_scores(tmp, str(out), overwrite=True)
+    import shutil
+
+    shutil.rmtree(tmp.root)
+    return figs
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", type=Path, default=Path("../shared/data"))
+    p.add_argument("--work", type=Path, default=Path("/tmp/hai-heads"))
+    p.add_argument("--bundles", default="cough-demo,derm-demo")
+    p.add_argument("--compare", action="store_true", help="print the recipe comparison")
+    p.add_argument("--write", type=Path, help="write the rebuilt bundles here")
+    p.add_argument("--golden-only", action="store_true", help="with --write: keep the heads, "
+                   "only add golden.json's per-head expected scores")
+    p.add_argument("--recipes", default="", help="compare only these recipes (comma-separated)")
+    args = p.parse_args(argv)
+    names = [n for n in args.bundles.split(",") if n]
+    for name in names:
+        if args.compare:
+            _print_table(name, compare(name, args.data.resolve(), args.work,
+                                             tuple(r for r in args.recipes.split(",") if r)))
+        if args.write and args.golden_only:
+            from hai_edge.heads.decisions import add_golden_head_scores
+
+            out = add_golden_head_scores(Bundle.load(name), str(args.write / name),
+                                         overwrite=True)
+            print(f"{out.root}: golden head scores added (heads unchanged)")
+        elif args.write:
+            figs = rebuild(name, args.data.resolve(), args.work, args.write)
+            print(f"{args.write / name}: {json.dumps(figs['summary'])}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

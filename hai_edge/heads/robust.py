@@ -1,0 +1,292 @@
+"""Heads whose decisions do not depend on the engine (issue #18).
+
+The three INT8 engines round differently: their embeddings agree at cosine >= 0.9999, yet the
+standard probe (per-dimension standardisation, then logistic regression) gives large weights to
+low-variance dimensions, so the ~1.4 % nearly isotropic rounding noise becomes a logit change of
+~0.3 and verdicts flip between engines. A :class:`HeadRecipe` changes three things:
+
+- ``pool_engines``: fit on the windows of *every* engine (each engine's copy of a recording is
+  a window of that recording), so the fit sees the rounding differences as within-class noise;
+- ``shrinkage`` λ: scale each dimension by ``sqrt((1 - λ) var_j + λ mean(var))`` instead of
+  its own sd (λ = 1: isotropic; the L2 penalty then bounds the weights in the raw space, which
+  is where the noise is isotropic);
+- ``max_score_diff``: the L2 strength ``C`` is the best grouped-CV AUROC among those whose
+  *out-of-fold* recording scores differ between engines by at most this much (noise-aware
+  regularisation: the criterion the decision gate applies later, measured on data the fit did
+  not see). Without a C that meets it, the strongest regularisation is taken.
+
+Calibration (Platt on out-of-fold logits of all engines) and threshold (on the out-of-fold
+recording scores of all engines) follow ``hai_edge.heads.probe_train``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import itertools
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from hai_edge.errors import HaiEdgeError
+from hai_edge.heads.engine_rows import EngineRows
+from hai_edge.heads.probe_train import (
+    CS,
+    _fit,
+    _recording_mean,
+    _require_sklearn,
+    auroc,
+    fit_platt,
+    pick_threshold,
+    sens_spec,
+)
+
+__all__ = ["RECIPES", "ROBUST", "STANDARD", "HeadRecipe", "engine_differences", "engine_scores",
+           "score_agreement", "train_engine_head"]
+
+
+@dataclasses.dataclass(frozen=True)
+class HeadRecipe:
+    """How a head is fitted; see the module docstring."""
+
+    name: str
+    pool_engines: bool = False
+    shrinkage: float = 0.0
+    max_score_diff: float | None = None
+    cs: tuple[float, ...] = CS  # the L2 strengths tried
+    noise_gain: float = 0.0  # > 0: add training copies with `gain` x measured engine noise
+    noise_copies: int = 2
+    # whiten by the measured engine-noise covariance (regularised): the L2 penalty becomes
+    # w' Σ_noise w, the logit variance the engines' rounding would cause
+    noise_whiten: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.shrinkage <= 1.0:
+            raise ValueError("shrinkage must be within [0, 1]")
+
+    def describe(self) -> str:
+        parts = ["embeddings of every engine" if self.pool_engines else "one engine's embeddings",
+                 "standardised" if self.shrinkage == 0 else f"scale shrunk (λ={self.shrinkage:g})",
+                 "class-balanced logistic regression"]
+        if self.noise_whiten:
+            parts[1] = "whitened by the measured engine-noise covariance"
+        if self.noise_gain > 0:
+            parts.insert(1, f"plus {self.noise_copies} copies with {self.noise_gain:g}x the "
+                            "measured engine-to-engine differences added")
+        if self.max_score_diff is not None:
+            parts.append(f"C: best grouped-CV AUROC with out-of-fold engine score difference "
+                         f"<= {self.max_score_diff:g}")
+        else:
+            parts.append("C: best grouped-CV AUROC")
+        return "; ".join(parts) + "; Platt on out-of-fold logits"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# C above 1e2 is practically unregularised (and slow to fit on pooled rows): the engine-aware
+# recipes stop there
+_CS_ROBUST = tuple(c for c in CS if c <= 1e2)
+STANDARD = HeadRecipe("standard")
+ROBUST = HeadRecipe("robust", pool_engines=True, shrinkage=1.0, max_score_diff=0.01,
+                    cs=_CS_ROBUST)
+RECIPES: dict[str, HeadRecipe] = {r.name: r for r in (
+    STANDARD,
+    HeadRecipe("pooled", pool_engines=True, cs=_CS_ROBUST),
+    HeadRecipe("shrunk", shrinkage=1.0, cs=_CS_ROBUST),
+    HeadRecipe("pooled-shrunk", pool_engines=True, shrinkage=1.0, cs=_CS_ROBUST),
+    ROBUST,
+)}
+
+
+def engine_scores(head: Any, rows: EngineRows) -> dict[str, np.ndarray]:
+    """Recording scores (mean of window probabilities) of ``head`` per engine."""
+    return {e: _recording_mean(head.predict_proba(r.x), r.rec, len(r.y))
+            for e, r in rows.rows.items()}
+
+
+def score_agreement(scores: Mapping[str, np.ndarray], threshold: float) -> dict[str, Any]:
+    """Worst pairwise disagreement between engines: max |score difference| and verdict flips
+    (recordings whose verdict at ``threshold`` is not the same on every engine)."""
+    names = list(scores)
+    diffs = {f"{a}~{b}": float(np.max(np.abs(scores[a] - scores[b])))
+             for a, b in itertools.combinations(names, 2)}
+    verdicts = np.stack([scores[n] >= threshold for n in names])
+    flips = int(np.sum(verdicts.any(axis=0) & ~verdicts.all(axis=0)))
+    return {"max_abs_diff": round(max(diffs.values(), default=0.0), 6),
+            "pairs": {k: round(v, 6) for k, v in diffs.items()}, "flips": flips,
+            "n": int(len(next(iter(scores.values())))) if scores else 0}
+
+
+def _scaler(x: np.ndarray, shrinkage: float) -> tuple[np.ndarray, np.ndarray]:
+    mean = x.mean(axis=0)
+    var = x.var(axis=0)
+    scale = np.sqrt((1.0 - shrinkage) * var + shrinkage * var.mean())
+    return mean, np.where(scale > 0, scale, 1.0)
+
+
+def _noise_whitener(rows: EngineRows, ridge: float = 0.05) -> np.ndarray | None:
+    """``Σ^-1/2`` of the engine differences' covariance plus ``ridge`` x its mean variance."""
+    d = engine_differences(rows)
+    if len(d) < 2:
+        return None
+    cov = np.cov(d, rowvar=False)
+    cov += ridge * np.trace(cov) / len(cov) * np.eye(len(cov))
+    vals, vecs = np.linalg.eigh(cov)
+    return (vecs / np.sqrt(vals)) @ vecs.T
+
+
+def _fit_raw(x: np.ndarray, y: np.ndarray, c: float, shrinkage: float,
+             whiten: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """(raw-space weights, bias) of the recipe's logistic regression."""
+    if whiten is not None:
+        mean = x.mean(axis=0)
+        clf = _fit_plain((x - mean) @ whiten, y, c)
+        w = whiten @ clf.coef_[0]
+        return w, float(clf.intercept_[0] - mean @ w)
+    if shrinkage == 0:  # exactly probe_train's standard recipe
+        scaler, clf = _fit(x, y, c)
+        w = clf.coef_[0] / np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
+        return w, float(clf.intercept_[0] - scaler.mean_ @ w)
+    mean, scale = _scaler(x, shrinkage)
+    clf = _fit_plain((x - mean) / scale, y, c)
+    w = clf.coef_[0] / scale
+    return w, float(clf.intercept_[0] - mean @ w)
+
+
+def _fit_plain(x: np.ndarray, y: np.ndarray, c: float) -> Any:
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
+    clf = LogisticRegression(C=c, class_weight="balanced", max_iter=2000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(x, y)
+    return clf
+
+
+def engine_differences(rows: EngineRows, recs: np.ndarray | None = None) -> np.ndarray:
+    """Window-wise differences between each engine and the first, on the recordings (of
+    ``recs``) where every engine produced the same number of windows: samples of the rounding
+    noise, with its real (far from isotropic) covariance."""
+    first = rows.first
+    n = len(first.y)
+    keep = np.ones(n, bool) if recs is None else np.isin(np.arange(n), recs)
+    counts = [np.bincount(r.rec, minlength=n) for r in rows.rows.values()]
+    same = keep & np.all([c == counts[0] for c in counts], axis=0)
+    m0 = np.isin(first.rec, np.flatnonzero(same))
+    out = [r.x[np.isin(r.rec, np.flatnonzero(same))] - first.x[m0]
+           for r in list(rows.rows.values())[1:]]
+    return np.concatenate(out) if out else np.zeros((0, first.x.shape[1]))
+
+
+def _training_windows(rows: EngineRows, recipe: HeadRecipe, recs: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    use = rows.rows.values() if recipe.pool_engines else [rows.first]
+    xs, ys = [], []
+    for r in use:
+        m = np.isin(r.rec, recs)
+        xs.append(r.x[m])
+        ys.append(r.y[r.rec[m]])
+    if recipe.noise_gain > 0:
+        diffs = engine_differences(rows, recs)
+        if len(diffs):
+            rng = np.random.default_rng(0)
+            m = np.isin(rows.first.rec, recs)
+            base, yb = rows.first.x[m], rows.first.y[rows.first.rec[m]]
+            for _ in range(recipe.noise_copies):
+                pick = rng.integers(0, len(diffs), len(base))
+                sign = rng.choice((-1.0, 1.0), (len(base), 1))
+                xs.append(base + recipe.noise_gain * sign * diffs[pick])
+                ys.append(yb)
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def _cv(rows: EngineRows, recipe: HeadRecipe, c: float,
+        folds: list[tuple[np.ndarray, np.ndarray]], whiten: np.ndarray | None = None
+        ) -> dict[str, np.ndarray]:
+    """Out-of-fold window logits per engine at ``c``."""
+    z = {e: np.full(len(r.rec), np.nan) for e, r in rows.rows.items()}
+    for tr, te in folds:
+        x, y = _training_windows(rows, recipe, tr)
+        w, b = _fit_raw(x, y, c, recipe.shrinkage, whiten)
+        for e, r in rows.rows.items():
+            m = np.isin(r.rec, te)
+            z[e][m] = r.x[m] @ w + b
+    return z
+
+
+def _calibrated(rows: EngineRows, z: Mapping[str, np.ndarray]
+                ) -> tuple[tuple[float, float], dict[str, np.ndarray]]:
+    zs = np.concatenate(list(z.values()))
+    ys = np.concatenate([r.y[r.rec] for r in rows.rows.values()])
+    a, b = fit_platt(zs, ys)
+    a = a if a > 0 else 1e-6
+    rec = {e: _recording_mean(0.5 * (1 + np.tanh(0.5 * (a * z[e] + b))), r.rec, len(r.y))
+           for e, r in rows.rows.items()}
+    return (a, b), rec
+
+
+def train_engine_head(rows: EngineRows, name: str, recipe: HeadRecipe = ROBUST, *,
+                      labels: tuple[str, str] = ("negative", "positive"),
+                      sensitivity: float | None = None, seed: int = 0, n_splits: int = 5,
+                      notice: str = "", extra_training: dict[str, Any] | None = None,
+                      log: Callable[[str], None] | None = None) -> Any:
+    """Fit a head with ``recipe`` on the rows of every engine -> a compact ``Head``."""
+    _require_sklearn()
+    from hai_edge.evaluation.probes import grouped_folds
+    from hai_edge.runtime.heads import Calibration, CalibrationKind, Head
+
+    first = rows.first
+    folds = grouped_folds(first.y, first.groups, n_splits, seed)
+    whiten = _noise_whitener(rows) if recipe.noise_whiten else None
+    tried = []
+    for c in recipe.cs:
+        z = _cv(rows, recipe, c, folds, whiten)
+        (a, b), rec = _calibrated(rows, z)
+        cv_auroc = float(np.mean([auroc(first.y, s) for s in rec.values()]))
+        pooled_t = pick_threshold(np.tile(first.y, len(rec)), np.concatenate(list(rec.values())),
+                                  sensitivity)
+        agree = score_agreement(rec, pooled_t)
+        tried.append({"C": c, "auroc_cv": cv_auroc, "oof_max_abs_diff": agree["max_abs_diff"],
+                      "oof_flips": agree["flips"], "z": z, "platt": (a, b), "rec": rec})
+        if log:
+            log(f"C={c:<8.0e} AUROC {cv_auroc:.4f}  out-of-fold engine diff "
+                f"{agree['max_abs_diff']:.4f} ({agree['flips']} flips)")
+    ok = [t for t in tried if recipe.max_score_diff is None
+          or t["oof_max_abs_diff"] <= recipe.max_score_diff]
+    noise_limited = not ok
+    pool = ok or tried[:1]  # none meets the budget: the strongest regularisation
+    best = max(pool, key=lambda t: (round(t["auroc_cv"], 12), -t["C"]))
+    x, y = _training_windows(rows, recipe, np.arange(len(first.y)))
+    w, bias = _fit_raw(x, y, best["C"], recipe.shrinkage, whiten)
+    a, b = best["platt"]
+    rec_all = np.concatenate(list(best["rec"].values()))
+    y_all = np.tile(first.y, len(best["rec"]))
+    threshold = pick_threshold(y_all, rec_all, sensitivity)
+    se, sp = sens_spec(y_all, rec_all, threshold)
+    if not np.isfinite(best["auroc_cv"]):
+        raise HaiEdgeError("probe: cross-validation produced no usable scores")
+    training = {
+        "data_hash": first.data_hash, "n": len(first.y), "n_positive": int(first.y.sum()),
+        "n_windows": int(len(first.rec)), "groups": len(set(first.groups.tolist())),
+        "n_failed": len(first.failed), "label": first.label_info.get("label"),
+        "recipe": recipe.describe(), "head_recipe": recipe.to_dict(),
+        "engines": rows.engines, "C": best["C"], "folds": len(folds), "seed": seed,
+        "auroc_cv": round(best["auroc_cv"], 4),
+        "oof_engine_max_abs_diff": best["oof_max_abs_diff"], "oof_engine_flips": best["oof_flips"],
+        "threshold_rule": f"sensitivity>={sensitivity:g}" if sensitivity is not None else "youden",
+        "sensitivity_cv": round(se, 4), "specificity_cv": round(sp, 4),
+        "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+        **(extra_training or {}),
+    }
+    if noise_limited:
+        training["warnings"] = [f"no C kept the out-of-fold engine difference within "
+                                f"{recipe.max_score_diff}; the strongest regularisation is used"]
+    dim = first.x.shape[1]
+    return Head(name=name, weights=w, bias=bias, mean=np.zeros(dim), scale=np.ones(dim),
+                threshold=float(threshold), calibration=Calibration(CalibrationKind.PLATT, a=a, b=b),
+                labels=labels, training=training, notice=notice).compact()

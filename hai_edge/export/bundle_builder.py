@@ -20,7 +20,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hai_edge.bundle import Bundle, Manifest, Modality, ModelEntry, Precision, write_bundle
+from hai_edge.bundle import (
+    Bundle,
+    Manifest,
+    Modality,
+    ModelEntry,
+    ModelFormat,
+    Precision,
+    write_bundle,
+)
 from hai_edge.bundle.frontend import AudioFrontendSpec, ImageFrontendSpec
 from hai_edge.errors import BundleError, HaiEdgeError
 from hai_edge.export.bundle_gates import (
@@ -94,6 +102,9 @@ class BuildOptions:
     n_calibration: int = 64  # synthetic calibration size when no data is given
     n_heldout: int = 32  # synthetic held-out size when no data is given
     device: str | None = None  # device profile id (recorded in provenance)
+    # OpenVINO INT8 = OpenVINO's compilation of the ONNX INT8 model when both are built (one
+    # quantization, so the engines' decisions agree; issue #18); False: NNCF quantizes its own
+    openvino_shares_onnx_int8: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "precision", PrecisionChoice(self.precision))
@@ -128,6 +139,7 @@ class _Collected:
     files: dict[str, Path] = dataclasses.field(default_factory=dict)  # bundle name -> file
     fp32_out: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
     int8_out: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    int8_artifacts: dict[str, QuantizedArtifact] = dataclasses.field(default_factory=dict)
     int8_summary: dict[str, Any] = dataclasses.field(default_factory=dict)
     overrides: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     seconds: dict[str, float] = dataclasses.field(default_factory=dict)
@@ -300,11 +312,14 @@ def _add_int8(row: ExportFormat, fp32_path: Path, plan: _Plan, ref: np.ndarray,
     def evaluate(art: QuantizedArtifact, x: np.ndarray) -> np.ndarray:
         return run_quiet(art.main_file, model_entry(art, Precision.INT8, plan.layout), x)
 
+    shared = (got.int8_artifacts.get("onnx") if row.format is ModelFormat.OPENVINO
+              and options.openvino_shares_onnx_int8 else None)
     ladder = quantize_with_ladder(
         row.format, fp32_path, tmp / row.name / "int8", plan.calib, plan.x_held, ref, evaluate,
         plan.qcfg, options.thresholds, allow_degraded=options.allow_degraded,
-        centre=ref.mean(axis=0), accept=decision_accept(plan.heads, ref))
+        centre=ref.mean(axis=0), accept=decision_accept(plan.heads, ref), shared_int8=shared)
     art = ladder.artifact
+    got.int8_artifacts[row.name] = art
     got.int8_out[row.name] = evaluate(art, plan.x_held)
     got.seconds[f"{row.name}-int8"] = time.perf_counter() - t0
     e8 = _int8_entry(ladder, plan)

@@ -41,6 +41,10 @@ class Recipe(str, enum.Enum):
     DEFAULT = "default"  # MinMax calibration, everything but the front end INT8
     PERCENTILE = "percentile"  # percentile calibration
     KEEP_SENSITIVE = "keep_sensitive"  # + the k layers with the largest local error kept float
+    # OpenVINO only, tried first when the bundle has an ONNX INT8 model: OpenVINO compiles that
+    # QDQ model (one quantization, one set of scales for both engines), so the two engines'
+    # embeddings and head decisions stay close (issue #18)
+    SHARED_ONNX = "shared_onnx"
 
 
 class ActivationType(str, enum.Enum):

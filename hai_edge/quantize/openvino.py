@@ -5,6 +5,11 @@ would silently use fewer or cycle), bias correction on (fast by default), front-
 ``ignored_scope`` and the IR saved uncompressed. Everything OpenVINO/NNCF runs inside
 ``no_openvino_telemetry()`` so nothing is sent or written to the home directory. Gates run the
 result with ``INFERENCE_PRECISION_HINT=f32`` (the run-side backend sets it).
+
+``from_shared_int8`` is the other way to an INT8 IR: OpenVINO converts the bundle's ONNX INT8
+(QDQ) model, so both engines run one quantization (the same scales and zero points). NNCF's own
+calibration and bias correction give OpenVINO embeddings that differ from onnxruntime's by
+~3 % in one direction, enough to flip head verdicts between engines (issue #18).
 """
 
 from __future__ import annotations
@@ -125,6 +130,37 @@ class OpenVinoQuantBackend(QuantBackend):
             outputs=outputs, options=options, excluded=tuple(excluded),
             frontend_ops=tuple(frontend), frontend_float=not config.quantize_frontend,
             reference=Path(fp32_path), seconds=time.perf_counter() - t0,
+        )
+
+    def from_shared_int8(self, onnx: QuantizedArtifact, fp32_path: Path, out_dir: Path,
+                         basename: str) -> QuantizedArtifact:
+        """OpenVINO's conversion of an ONNX INT8 (QDQ) model, saved uncompressed as IR; what
+        stayed float there (front end, kept layers) stays float here."""
+        onnx_int8 = onnx.main_file
+        t0 = time.perf_counter()
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        xml = out_dir / f"{basename}.xml"
+        with no_openvino_telemetry(), quiet():
+            import openvino as ov
+
+            ov.save_model(ov.convert_model(str(onnx_int8)), str(xml), compress_to_fp16=False)
+            inputs, outputs = inspect_openvino(xml)
+        options = {
+            "tool": f"openvino {tool_version('openvino')} convert_model of the ONNX INT8 model",
+            "source": Path(onnx_int8).name,
+            # the ONNX model's quantization: its scheme, calibration and scales
+            **{k: onnx.options[k] for k in ("scheme", "calibration", "percentile",
+                                            "range_estimator") if k in onnx.options},
+            "shared_with": "onnx",
+            "compress_to_fp16": False,
+            "inference_precision_hint": "f32",
+        }
+        return QuantizedArtifact(
+            format=self.format, files=[xml, xml.with_suffix(".bin")], inputs=inputs,
+            outputs=outputs, options=options, excluded=onnx.excluded, frontend_ops=onnx.frontend_ops,
+            frontend_float=onnx.frontend_float, reference=Path(fp32_path),
+            seconds=time.perf_counter() - t0,
         )
 
     def activations(self, path: Path, x: np.ndarray) -> dict[str, np.ndarray]:

@@ -1,6 +1,7 @@
 """The retry ladder: quantize, gate on held-out data, and on failure try the next recipe.
 
-Rungs (``Recipe``): DEFAULT (MinMax) -> PERCENTILE calibration -> KEEP_SENSITIVE: the k layers
+Rungs (``Recipe``): SHARED_ONNX (OpenVINO only, given an ONNX INT8 model: OpenVINO compiles it,
+so both engines share one quantization) -> DEFAULT (MinMax) -> PERCENTILE calibration -> KEEP_SENSITIVE: the k layers
 that add the most error are kept float, for each k of ``QuantConfig.sensitive_k``. Layers are
 ranked once, from the better calibrated model, by per-node output error against FP32 on
 calibration samples (``_graph.rank_sensitive_ops``). No new rung starts once a format's ladder
@@ -104,6 +105,7 @@ def quantize_with_ladder(
     basename: str = "model_int8",
     centre: np.ndarray | None = None,
     accept: Callable[[np.ndarray], str] | None = None,
+    shared_int8: QuantizedArtifact | None = None,
 ) -> LadderResult:
     """Quantize ``fp32_path`` until the INT8-vs-FP32 gate passes on ``heldout``.
 
@@ -112,7 +114,9 @@ def quantize_with_ladder(
     own sub-directory of ``work_dir``. Raises ``GateError`` (the table in message and figures)
     when no rung passes and ``allow_degraded`` is false. ``accept(outputs)`` (the heads'
     decision gate) returns why a rung whose cosines pass must still be refused ("" accepts it),
-    so the ladder keeps climbing until the heads' decisions agree too.
+    so the ladder keeps climbing until the heads' decisions agree too. ``shared_int8`` (the ONNX
+    INT8 artifact; OpenVINO only) is the first rung: OpenVINO compiles that model instead of
+    quantizing its own.
     """
     fmt = ModelFormat(fmt)
     backend = get_backend(fmt)
@@ -134,8 +138,11 @@ def quantize_with_ladder(
         out = work_dir / f"attempt{len(attempts)}-{recipe.value}"
         shutil.rmtree(out, ignore_errors=True)
         try:
-            art = backend.quantize(fp32_path, out, basename, calib, cfg, exclude=layers,
-                                   cache_dir=work_dir / "ranges")
+            if recipe is Recipe.SHARED_ONNX:
+                art = backend.from_shared_int8(shared_int8, fp32_path, out, basename)
+            else:
+                art = backend.quantize(fp32_path, out, basename, calib, cfg, exclude=layers,
+                                       cache_dir=work_dir / "ranges")
             y = evaluate(art, heldout)
             rep = compare(reference, y, threshold=thresholds.min_mean_cosine, centre=centre,
                           reference_name="fp32", candidate_name=f"{fmt.value}-int8",
@@ -152,17 +159,21 @@ def quantize_with_ladder(
                                     time.perf_counter() - t0, error=f"{type(exc).__name__}: {msg}"))
             artifacts.append(None)
 
-    def best() -> int | None:
-        scored = [(a.report.mean_cosine, i) for i, a in enumerate(attempts) if a.report is not None]
+    def best(own: bool = False) -> int | None:  # own: among the format's own quantizations
+        scored = [(a.report.mean_cosine, i) for i, a in enumerate(attempts) if a.report is not None
+                  and not (own and a.recipe is Recipe.SHARED_ONNX)]
         return max(scored)[1] if scored else None
 
-    attempt(Recipe.DEFAULT if config.calibration is CalibrationMethod.MINMAX else Recipe.PERCENTILE,
-            config)
-    if not attempts[-1].passed and config.calibration is CalibrationMethod.MINMAX:
+    if shared_int8 is not None and hasattr(backend, "from_shared_int8"):
+        attempt(Recipe.SHARED_ONNX, config)
+    if not any(a.passed for a in attempts):
+        attempt(Recipe.DEFAULT if config.calibration is CalibrationMethod.MINMAX
+                else Recipe.PERCENTILE, config)
+    if not any(a.passed for a in attempts) and config.calibration is CalibrationMethod.MINMAX:
         attempt(Recipe.PERCENTILE, config.replace(calibration=CalibrationMethod.PERCENTILE))
-    if (not any(a.passed for a in attempts) and best() is not None
+    if (not any(a.passed for a in attempts) and best(own=True) is not None
             and time.perf_counter() - started <= config.ladder_budget_s):
-        i = best()
+        i = best(own=True)
         ranked = _rank_layers(backend, artifacts[i], calib, config)  # type: ignore[arg-type]
         cfg = config.replace(calibration=attempts[i].calibration)  # type: ignore[index]
         for k in config.sensitive_k:

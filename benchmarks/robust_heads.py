@@ -36,11 +36,11 @@ def _heldout_figures(head: Any, held: Any) -> dict[str, Any]:
     return decision_figures(head, held, reference="onnxruntime", n_boot=500)
 
 
-def compare(name: str, data: Path, work: Path, only: tuple[str, ...] = ()
-            ) -> list[dict[str, Any]]:
+def compare(name: str, data: Path, work: Path, only: tuple[str, ...] = (),
+            source: Path | None = None) -> list[dict[str, Any]]:
     from hai_edge.heads.robust import RECIPES, train_engine_head
 
-    bundle = Bundle.load(name)
+    bundle = Bundle.load(source / name if source else name)
     head_name, *_rest, labels = DEMOS[name]
     train = demo_rows(bundle, name, data, work, "train")
     held = demo_rows(bundle, name, data, work, "heldout")
@@ -51,6 +51,7 @@ def compare(name: str, data: Path, work: Path, only: tuple[str, ...] = ()
         head = train_engine_head(train, head_name, recipe, labels=labels)
         figs = _heldout_figures(head, held)
         out.append({"recipe": recipe.name, "C": head.training["C"],
+                    "m": head.training.get("subspace_dim", "-"),
                     "oof": head.training["oof_engine_max_abs_diff"], **figs["summary"]})
         print(f"{name} {json.dumps(out[-1])}", flush=True)
     return out
@@ -58,23 +59,24 @@ def compare(name: str, data: Path, work: Path, only: tuple[str, ...] = ()
 
 def _print_table(name: str, rows: list[dict[str, Any]]) -> None:
     print(f"\n{name}: held-out rows, every engine vs onnxruntime")
-    print("| recipe | C | out-of-fold engine diff (train) | AUROC (ORT) | max abs score diff | "
+    print("| recipe | m | C | out-of-fold engine diff (train) | AUROC (ORT) | max abs score diff | "
           "flips | ΔAUROC max | Δsens@spec max |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['recipe']} | {r['C']:g} | {r['oof']:.4f} | {r['auroc_reference']:.4f} | "
+        print(f"| {r['recipe']} | {r['m']} | {r['C']:g} | {r['oof']:.4f} | {r['auroc_reference']:.4f} | "
               f"{r['max_abs_diff']:.4f} | {r['flips']} | {r['max_delta_auroc']:.4f} | "
               f"{r['max_delta_sensitivity']:.4f} |")
 
 
-def rebuild(name: str, data: Path, work: Path, dest: Path) -> dict[str, Any]:
+def rebuild(name: str, data: Path, work: Path, dest: Path, source: Path | None = None
+            ) -> dict[str, Any]:
     """DEST/<name>: the bundle with its head retrained by the robust recipe (+ golden scores)."""
     from hai_edge.heads.bundle_heads import add_head_to_bundle
     from hai_edge.heads.decisions import add_golden_head_scores
     from hai_edge.heads.robust import ROBUST, train_engine_head
     from hai_edge.runtime.heads import load_heads
 
-    bundle = Bundle.load(name)
+    bundle = Bundle.load(source / name if source else name)
     head_name, *_rest, labels = DEMOS[name]
     old = load_heads(bundle, [head_name], verify=False)[0]
     train = demo_rows(bundle, name, data, work, "train")
@@ -104,13 +106,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--write", type=Path, help="write the rebuilt bundles here")
     p.add_argument("--golden-only", action="store_true", help="with --write: keep the heads, "
                    "only add golden.json's per-head expected scores")
+    p.add_argument("--from", dest="source", type=Path,
+                   help="read DIR/<bundle> instead of the built-in bundles")
     p.add_argument("--recipes", default="", help="compare only these recipes (comma-separated)")
     args = p.parse_args(argv)
     names = [n for n in args.bundles.split(",") if n]
     for name in names:
         if args.compare:
             _print_table(name, compare(name, args.data.resolve(), args.work,
-                                             tuple(r for r in args.recipes.split(",") if r)))
+                                       tuple(r for r in args.recipes.split(",") if r),
+                                       args.source))
         if args.write and args.golden_only:
             from hai_edge.heads.decisions import add_golden_head_scores
 
@@ -118,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                                          overwrite=True)
             print(f"{out.root}: golden head scores added (heads unchanged)")
         elif args.write:
-            figs = rebuild(name, args.data.resolve(), args.work, args.write)
+            figs = rebuild(name, args.data.resolve(), args.work, args.write, args.source)
             print(f"{args.write / name}: {json.dumps(figs['summary'])}")
     return 0
 

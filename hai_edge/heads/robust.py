@@ -10,10 +10,15 @@ low-variance dimensions, so the ~1.4 % nearly isotropic rounding noise becomes a
 - ``shrinkage`` λ: scale each dimension by ``sqrt((1 - λ) var_j + λ mean(var))`` instead of
   its own sd (λ = 1: isotropic; the L2 penalty then bounds the weights in the raw space, which
   is where the noise is isotropic);
+- ``noise_subspace``: fit in the ``m`` directions where the embeddings' spread is largest
+  *relative to the engines' rounding differences* (generalised eigenvectors of the pooled
+  covariance against the measured engine-difference covariance, ridge-regularised); ``m`` is
+  chosen like ``C``. Rounding noise is far from isotropic (one OpenVINO direction held 24 % of
+  it), so a head confined to the quiet, informative directions moves little between engines;
 - ``max_score_diff``: the L2 strength ``C`` is the best grouped-CV AUROC among those whose
   *out-of-fold* recording scores differ between engines by at most this much (noise-aware
   regularisation: the criterion the decision gate applies later, measured on data the fit did
-  not see). Without a C that meets it, the strongest regularisation is taken.
+  not see). Without a setting that meets it, the one with the smallest difference is taken.
 
 Calibration (Platt on out-of-fold logits of all engines) and threshold (on the out-of-fold
 recording scores of all engines) follow ``hai_edge.heads.probe_train``.
@@ -43,7 +48,7 @@ from hai_edge.heads.probe_train import (
 )
 
 __all__ = ["RECIPES", "ROBUST", "STANDARD", "HeadRecipe", "engine_differences", "engine_scores",
-           "score_agreement", "train_engine_head"]
+           "same_windows", "score_agreement", "train_engine_head"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +65,8 @@ class HeadRecipe:
     # whiten by the measured engine-noise covariance (regularised): the L2 penalty becomes
     # w' Σ_noise w, the logit variance the engines' rounding would cause
     noise_whiten: bool = False
+    noise_subspace: tuple[int, ...] = ()  # subspace sizes m tried (empty: the full space)
+    noise_ridge: float = 0.1  # x the mean engine-noise variance, added to its covariance
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.shrinkage <= 1.0:
@@ -71,11 +78,16 @@ class HeadRecipe:
                  "class-balanced logistic regression"]
         if self.noise_whiten:
             parts[1] = "whitened by the measured engine-noise covariance"
+        if self.noise_subspace:
+            parts[1] = ("projected on the m directions of largest spread relative to the measured "
+                        f"engine differences (m from {', '.join(map(str, self.noise_subspace))}), "
+                        "standardised")
         if self.noise_gain > 0:
             parts.insert(1, f"plus {self.noise_copies} copies with {self.noise_gain:g}x the "
                             "measured engine-to-engine differences added")
         if self.max_score_diff is not None:
-            parts.append(f"C: best grouped-CV AUROC with out-of-fold engine score difference "
+            what = "m and C" if self.noise_subspace else "C"
+            parts.append(f"{what}: best grouped-CV AUROC with out-of-fold engine score difference "
                          f"<= {self.max_score_diff:g}")
         else:
             parts.append("C: best grouped-CV AUROC")
@@ -88,14 +100,19 @@ class HeadRecipe:
 # C above 1e2 is practically unregularised (and slow to fit on pooled rows): the engine-aware
 # recipes stop there
 _CS_ROBUST = tuple(c for c in CS if c <= 1e2)
+# grouped-CV AUROCs closer than this are not told apart (~its standard error with ~500 rows);
+# among them the setting whose engines agree most is taken
+AUROC_TIE = 0.01
 STANDARD = HeadRecipe("standard")
-ROBUST = HeadRecipe("robust", pool_engines=True, shrinkage=1.0, max_score_diff=0.01,
-                    cs=_CS_ROBUST)
+ROBUST = HeadRecipe("robust", pool_engines=True, max_score_diff=0.01, cs=(0.01, 0.1, 1.0),
+                    noise_subspace=(2, 4, 6, 8, 10, 12, 14, 16, 24, 32))
 RECIPES: dict[str, HeadRecipe] = {r.name: r for r in (
     STANDARD,
     HeadRecipe("pooled", pool_engines=True, cs=_CS_ROBUST),
     HeadRecipe("shrunk", shrinkage=1.0, cs=_CS_ROBUST),
     HeadRecipe("pooled-shrunk", pool_engines=True, shrinkage=1.0, cs=_CS_ROBUST),
+    HeadRecipe("pooled-shrunk-budget", pool_engines=True, shrinkage=1.0, max_score_diff=0.01,
+               cs=_CS_ROBUST),
     ROBUST,
 )}
 
@@ -137,9 +154,33 @@ def _noise_whitener(rows: EngineRows, ridge: float = 0.05) -> np.ndarray | None:
     return (vecs / np.sqrt(vals)) @ vecs.T
 
 
+def _snr_basis(rows: EngineRows, recipe: HeadRecipe, recs: np.ndarray) -> np.ndarray | None:
+    """Directions by decreasing spread relative to the engine differences (columns), from the
+    windows of ``recs`` only: ``Σ_total v = λ (Σ_noise + ridge I) v``, largest λ first."""
+    d = engine_differences(rows, recs)
+    if len(d) < 2:
+        return None
+    x, _ = _training_windows(rows, recipe, recs)
+    total = np.cov(x, rowvar=False)
+    noise = np.cov(d, rowvar=False)
+    noise += recipe.noise_ridge * np.trace(noise) / len(noise) * np.eye(len(noise))
+    inv_l = np.linalg.inv(np.linalg.cholesky(noise))
+    _, vecs = np.linalg.eigh(inv_l @ total @ inv_l.T)
+    return (inv_l.T @ vecs)[:, ::-1]
+
+
 def _fit_raw(x: np.ndarray, y: np.ndarray, c: float, shrinkage: float,
-             whiten: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+             whiten: np.ndarray | None = None, proj: np.ndarray | None = None
+             ) -> tuple[np.ndarray, float]:
     """(raw-space weights, bias) of the recipe's logistic regression."""
+    if proj is not None:  # standardised coordinates in the subspace, mapped back to raw space
+        mean = x.mean(axis=0)
+        z = (x - mean) @ proj
+        sd = z.std(axis=0)
+        sd = np.where(sd > 0, sd, 1.0)
+        clf = _fit_plain(z / sd, y, c)
+        w = proj @ (clf.coef_[0] / sd)
+        return w, float(clf.intercept_[0] - mean @ w)
     if whiten is not None:
         mean = x.mean(axis=0)
         clf = _fit_plain((x - mean) @ whiten, y, c)
@@ -166,6 +207,28 @@ def _fit_plain(x: np.ndarray, y: np.ndarray, c: float) -> Any:
         warnings.simplefilter("ignore", ConvergenceWarning)
         clf.fit(x, y)
     return clf
+
+
+def same_windows(rows: EngineRows, min_cosine: float = 0.995) -> np.ndarray:
+    """Recordings that every engine windowed alike: the same number of windows, each within
+    ``min_cosine`` of the first engine's (the cough detector runs on each engine's embeddings,
+    so a window near its threshold can go either way, and a head cannot undo that; the same
+    window through two engines agrees at cosine >= 0.999)."""
+    first = rows.first
+    n = len(first.y)
+    ok = np.ones(n, bool)
+    counts0 = np.bincount(first.rec, minlength=n)
+    for r in list(rows.rows.values())[1:]:
+        counts = np.bincount(r.rec, minlength=n)
+        ok &= counts == counts0
+        a = np.isin(first.rec, np.flatnonzero(ok))
+        b = np.isin(r.rec, np.flatnonzero(ok))
+        xa, xb = first.x[a], r.x[b]
+        cos = np.sum(xa * xb, axis=1) / np.maximum(
+            np.linalg.norm(xa, axis=1) * np.linalg.norm(xb, axis=1), 1e-12)
+        bad = np.unique(first.rec[a][cos < min_cosine])
+        ok[bad] = False
+    return ok
 
 
 def engine_differences(rows: EngineRows, recs: np.ndarray | None = None) -> np.ndarray:
@@ -206,16 +269,20 @@ def _training_windows(rows: EngineRows, recipe: HeadRecipe, recs: np.ndarray
 
 
 def _cv(rows: EngineRows, recipe: HeadRecipe, c: float,
-        folds: list[tuple[np.ndarray, np.ndarray]], whiten: np.ndarray | None = None
+        folds: list[tuple[np.ndarray, np.ndarray]], whiten: np.ndarray | None = None,
+        m: int | None = None, bases: list[np.ndarray | None] | None = None
         ) -> dict[str, np.ndarray]:
-    """Out-of-fold window logits per engine at ``c``."""
+    """Out-of-fold window logits per engine at ``c`` (and subspace size ``m``, with each fold's
+    basis from ``bases``)."""
     z = {e: np.full(len(r.rec), np.nan) for e, r in rows.rows.items()}
-    for tr, te in folds:
+    for k, (tr, te) in enumerate(folds):
         x, y = _training_windows(rows, recipe, tr)
-        w, b = _fit_raw(x, y, c, recipe.shrinkage, whiten)
+        basis = bases[k] if bases is not None else None
+        proj = basis[:, :m] if basis is not None and m else None
+        w, b = _fit_raw(x, y, c, recipe.shrinkage, whiten, proj)
         for e, r in rows.rows.items():
-            m = np.isin(r.rec, te)
-            z[e][m] = r.x[m] @ w + b
+            held = np.isin(r.rec, te)
+            z[e][held] = r.x[held] @ w + b
     return z
 
 
@@ -228,6 +295,32 @@ def _calibrated(rows: EngineRows, z: Mapping[str, np.ndarray]
     rec = {e: _recording_mean(0.5 * (1 + np.tanh(0.5 * (a * z[e] + b))), r.rec, len(r.y))
            for e, r in rows.rows.items()}
     return (a, b), rec
+
+
+def _search(rows: EngineRows, recipe: HeadRecipe, folds: list[tuple[np.ndarray, np.ndarray]],
+            whiten: np.ndarray | None, sensitivity: float | None,
+            log: Callable[[str], None] | None) -> list[dict[str, Any]]:
+    """Grouped-CV AUROC and out-of-fold engine agreement of every (subspace size, C) tried."""
+    first = rows.first
+    bases = ([_snr_basis(rows, recipe, tr) for tr, _ in folds] if recipe.noise_subspace
+             else None)
+    same = same_windows(rows)  # a head cannot make engines agree on recordings they window apart
+    dims = [m for m in recipe.noise_subspace if m < first.x.shape[1]] or [None]
+    tried = []
+    for m, c in itertools.product(dims, recipe.cs):
+        z = _cv(rows, recipe, c, folds, whiten, m, bases)
+        (a, b), rec = _calibrated(rows, z)
+        cv_auroc = float(np.mean([auroc(first.y, s) for s in rec.values()]))
+        pooled_t = pick_threshold(np.tile(first.y, len(rec)), np.concatenate(list(rec.values())),
+                                  sensitivity)
+        agree = score_agreement({e: s[same] for e, s in rec.items()}, pooled_t)
+        tried.append({"m": m, "C": c, "auroc_cv": cv_auroc,
+                      "oof_max_abs_diff": agree["max_abs_diff"], "oof_flips": agree["flips"],
+                      "z": z, "platt": (a, b), "rec": rec})
+        if log:
+            log(f"{f'm={m:<3} ' if m else ''}C={c:<8.0e} AUROC {cv_auroc:.4f}  out-of-fold "
+                f"engine diff {agree['max_abs_diff']:.4f} ({agree['flips']} flips)")
+    return tried
 
 
 def train_engine_head(rows: EngineRows, name: str, recipe: HeadRecipe = ROBUST, *,
@@ -243,26 +336,20 @@ def train_engine_head(rows: EngineRows, name: str, recipe: HeadRecipe = ROBUST, 
     first = rows.first
     folds = grouped_folds(first.y, first.groups, n_splits, seed)
     whiten = _noise_whitener(rows) if recipe.noise_whiten else None
-    tried = []
-    for c in recipe.cs:
-        z = _cv(rows, recipe, c, folds, whiten)
-        (a, b), rec = _calibrated(rows, z)
-        cv_auroc = float(np.mean([auroc(first.y, s) for s in rec.values()]))
-        pooled_t = pick_threshold(np.tile(first.y, len(rec)), np.concatenate(list(rec.values())),
-                                  sensitivity)
-        agree = score_agreement(rec, pooled_t)
-        tried.append({"C": c, "auroc_cv": cv_auroc, "oof_max_abs_diff": agree["max_abs_diff"],
-                      "oof_flips": agree["flips"], "z": z, "platt": (a, b), "rec": rec})
-        if log:
-            log(f"C={c:<8.0e} AUROC {cv_auroc:.4f}  out-of-fold engine diff "
-                f"{agree['max_abs_diff']:.4f} ({agree['flips']} flips)")
+    tried = _search(rows, recipe, folds, whiten, sensitivity, log)
     ok = [t for t in tried if recipe.max_score_diff is None
           or t["oof_max_abs_diff"] <= recipe.max_score_diff]
     noise_limited = not ok
-    pool = ok or tried[:1]  # none meets the budget: the strongest regularisation
-    best = max(pool, key=lambda t: (round(t["auroc_cv"], 12), -t["C"]))
+    if ok:  # within AUROC_TIE of the best AUROC (CV noise): the engines that agree most
+        top = max(t["auroc_cv"] for t in ok)
+        near = [t for t in ok if t["auroc_cv"] >= top - AUROC_TIE]
+        best = min(near, key=lambda t: (t["oof_max_abs_diff"], -t["auroc_cv"]))
+    else:  # none meets the budget: the setting whose engines differ least
+        best = min(tried, key=lambda t: (t["oof_max_abs_diff"], -t["auroc_cv"]))
     x, y = _training_windows(rows, recipe, np.arange(len(first.y)))
-    w, bias = _fit_raw(x, y, best["C"], recipe.shrinkage, whiten)
+    basis = _snr_basis(rows, recipe, np.arange(len(first.y))) if best["m"] else None
+    w, bias = _fit_raw(x, y, best["C"], recipe.shrinkage, whiten,
+                       None if basis is None else basis[:, :best["m"]])
     a, b = best["platt"]
     rec_all = np.concatenate(list(best["rec"].values()))
     y_all = np.tile(first.y, len(best["rec"]))
@@ -276,16 +363,19 @@ def train_engine_head(rows: EngineRows, name: str, recipe: HeadRecipe = ROBUST, 
         "n_failed": len(first.failed), "label": first.label_info.get("label"),
         "recipe": recipe.describe(), "head_recipe": recipe.to_dict(),
         "engines": rows.engines, "C": best["C"], "folds": len(folds), "seed": seed,
+        **({"subspace_dim": best["m"]} if best["m"] else {}),
         "auroc_cv": round(best["auroc_cv"], 4),
         "oof_engine_max_abs_diff": best["oof_max_abs_diff"], "oof_engine_flips": best["oof_flips"],
+        "oof_agreement_rows": "recordings every engine windowed alike "
+                              f"({int(same_windows(rows).sum())} of {len(first.y)})",
         "threshold_rule": f"sensitivity>={sensitivity:g}" if sensitivity is not None else "youden",
         "sensitivity_cv": round(se, 4), "specificity_cv": round(sp, 4),
         "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
         **(extra_training or {}),
     }
     if noise_limited:
-        training["warnings"] = [f"no C kept the out-of-fold engine difference within "
-                                f"{recipe.max_score_diff}; the strongest regularisation is used"]
+        training["warnings"] = [f"no setting kept the out-of-fold engine difference within "
+                                f"{recipe.max_score_diff}; the one with the smallest is used"]
     dim = first.x.shape[1]
     return Head(name=name, weights=w, bias=bias, mean=np.zeros(dim), scale=np.ones(dim),
                 threshold=float(threshold), calibration=Calibration(CalibrationKind.PLATT, a=a, b=b),

@@ -141,3 +141,22 @@ def test_threads_get_their_own_buffers() -> None:
     for t in threads:
         t.join()
     assert results == [True] * 20
+
+
+def test_a_recordings_windows_match_one_at_a_time_and_previous() -> None:
+    """``prepare_audio``'s stack of overlapping windows (every 1.8 s, one skipped as silent, the
+    last padded) gives the features of each window alone and of the previous implementation."""
+    from hai_edge.runtime.frontends import prepare_audio
+
+    rng = np.random.default_rng(4)
+    n = int(15.1 * 16000)
+    t = np.arange(n) / 16000
+    rec = 0.05 * rng.standard_normal(n) + 0.3 * np.sin(2 * np.pi * 523.0 * t)
+    rec[140000:177000] = 0.0  # window 5 (9.0-11.0 s) is silent: skipped
+    rec = np.clip(rec, -1.0, 1.0).astype(np.float32)
+    windows, got = prepare_audio(rec, 16000, STUDENT, "rec.wav")
+    assert len(windows) >= 7 and any(b.index - a.index > 1 for a, b in zip(windows, windows[1:]))
+    x = np.stack([w.samples for w in windows])
+    for i in range(len(x)):
+        np.testing.assert_array_equal(window_features(x[i], STUDENT)[0], got[i])
+    assert float(np.max(np.abs(got - previous_window_features(x, STUDENT)))) <= ATOL

@@ -60,10 +60,21 @@ def write_splits(bundle: str, data: Path, work: Path) -> tuple[Path, Path]:
             _write([r for r in rows if r["held_out"]], work / f"{stem}-heldout.csv"))
 
 
+def _model_digest(bundle: Any) -> str:
+    """What the embeddings depend on: the model files and the cough detector (not the heads)."""
+    import hashlib
+
+    m = bundle.manifest
+    keep = {f for e in m.models for f in e.files}
+    keep |= {h.get("file") for h in m.heads if h.get("role") == "detector" and h.get("file")}
+    text = "".join(f"{n}:{m.files[n].sha256}" for n in sorted(keep) if n in m.files)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 def demo_rows(bundle: Any, name: str, data: Path, work: Path, split: str,
               engines: list[str] | None = None) -> Any:
-    """``EngineRows`` of one split (``train`` / ``heldout``), cached in WORK per engine: the
-    embeddings depend on the bundle's model and detector, not on its heads."""
+    """``EngineRows`` of one split (``train`` / ``heldout``), cached in WORK per engine and per
+    model + detector digest (the embeddings do not depend on the heads)."""
     from hai_edge.heads.engine_rows import align_engine_rows, bundle_engines
     from hai_edge.heads.probe_train import embed_corpus_rows
 
@@ -71,8 +82,9 @@ def demo_rows(bundle: Any, name: str, data: Path, work: Path, split: str,
     csv_path = train_csv if split == "train" else held_csv
     _, label, positive, group, _, _ = DEMOS[name]
     out = {}
+    digest = _model_digest(bundle)
     for engine in engines or bundle_engines(bundle):
-        cache = work / f"{name}-{split}-{engine}.pkl"
+        cache = work / f"{name}-{split}-{engine}-{digest}.pkl"
         if cache.is_file():
             out[engine] = pickle.loads(cache.read_bytes())
             continue

@@ -25,7 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from head_data import DEMOS, demo_rows  # noqa: E402
+from head_data import DEMOS, demo_rows, write_splits  # noqa: E402
 
 from hai_edge.bundle import Bundle  # noqa: E402
 
@@ -68,33 +68,83 @@ def _print_table(name: str, rows: list[dict[str, Any]]) -> None:
               f"{r['max_delta_sensitivity']:.4f} |")
 
 
+def heldout_inputs(name: str, bundle: Any, data: Path, work: Path) -> tuple[Any, str]:
+    """Model inputs of the held-out rows (every window of each recording; each photo)."""
+    import csv
+
+    import numpy as np
+
+    from hai_edge.runtime.decoders import decode_audio, decode_image
+    from hai_edge.runtime.frontends import prepare_audio, prepare_image
+
+    _, held_csv = write_splits(name, data, work)
+    rows = list(csv.DictReader(open(held_csv, newline="", encoding="utf-8")))
+    spec = bundle.manifest.preprocessing
+    xs = []
+    for r in rows:
+        try:
+            if name == "cough-demo":
+                d = decode_audio(r["path"])
+                xs.append(prepare_audio(d.samples, d.sample_rate, spec, r["path"])[1])
+            else:
+                img = decode_image(r["path"])
+                xs.append(prepare_image(img.pixels, spec, img.orientation, r["path"])[None])
+        except Exception:  # too short / undecodable: the pipeline skips it too
+            continue
+    what = ("windows of the held-out cough-ru call-centre recordings" if name == "cough-demo"
+            else "held-out PAD-UFES-20 photos (patients not in training)")
+    x = np.concatenate(xs)
+    return x, f"{len(x)} {what}"
+
+
 def rebuild(name: str, data: Path, work: Path, dest: Path, source: Path | None = None
             ) -> dict[str, Any]:
-    """DEST/<name>: the bundle with its head retrained by the robust recipe (+ golden scores)."""
-    from hai_edge.heads.bundle_heads import add_head_to_bundle
-    from hai_edge.heads.decisions import add_golden_head_scores
-    from hai_edge.heads.robust import ROBUST, train_engine_head
-    from hai_edge.runtime.heads import load_heads
-
-    bundle = Bundle.load(source / name if source else name)
-    head_name, *_rest, labels = DEMOS[name]
-    old = load_heads(bundle, [head_name], verify=False)[0]
-    train = demo_rows(bundle, name, data, work, "train")
-    held = demo_rows(bundle, name, data, work, "heldout")
-    head = train_engine_head(train, head_name, ROBUST, labels=labels, notice=old.notice,
-                             extra_training={k: old.training[k] for k in
-                                             ("bundle", "embedding_dim", "file_column",
-                                              "group_column") if k in old.training})
-    figs = _heldout_figures(head, held)
-    head = dataclasses.replace(head, training={**head.training, "heldout_decisions":
-                                               figs["summary"]})
-    out = dest / name
-    tmp = add_head_to_bundle(bundle, head, str(dest / f".{name}-tmp"), overwrite=True)
-    add_golden_head_scores(tmp, str(out), overwrite=True)
+    """DEST/<name>: the bundle with its INT8 engines aligned (``align_int8_engines``) and its
+    head retrained as ``probe train --recipe auto --heldout`` does it (standard, then robust,
+    each gated on the held-out rows against onnxruntime), golden head scores added."""
     import shutil
 
+    from hai_edge.errors import GateError
+    from hai_edge.export.align_int8 import align_int8_engines
+    from hai_edge.heads.bundle_heads import add_head_to_bundle
+    from hai_edge.heads.decisions import add_golden_head_scores, gate_head_decisions
+    from hai_edge.heads.robust import ROBUST, STANDARD, train_engine_head
+    from hai_edge.runtime.heads import load_heads
+
+    original = Bundle.load(source / name if source else name)
+    aligned_dir = dest / f".{name}-aligned"
+    x, note = heldout_inputs(name, original, data, work)
+    print(f"{name}: aligning the INT8 engines ({note})", flush=True)
+    bundle = align_int8_engines(original, aligned_dir, inputs=x, inputs_note=note, overwrite=True)
+    head_name, *_rest, labels = DEMOS[name]
+    old = load_heads(original, [head_name], verify=False)[0]
+    train = demo_rows(bundle, name, data, work, "train")
+    held = demo_rows(bundle, name, data, work, "heldout")
+    keep = {k: old.training[k] for k in ("bundle", "embedding_dim", "file_column",
+                                         "group_column") if k in old.training}
+    head, errors = None, []
+    for n, rung in enumerate((STANDARD, ROBUST)):
+        fitted = train_engine_head(train, head_name, rung, labels=labels, notice=old.notice,
+                                   extra_training=keep)
+        try:
+            head, _ = gate_head_decisions(fitted, held, reference="onnxruntime",
+                                          allow_degraded=n == 1, say=print)
+        except GateError as exc:
+            errors.append(f"recipe {rung.name}: {exc}")
+            print(f"{name}: recipe {rung.name} failed the decision gate; trying robust",
+                  flush=True)
+            continue
+        head = dataclasses.replace(head, ood=old.ood, training={
+            **head.training, "decision_gate": {
+                **head.training["decision_gate"], "rung": rung.name,
+                "rows": "held-out rows of the demo split", "failed_before": errors}})
+        break
+    assert head is not None
+    tmp = add_head_to_bundle(bundle, head, str(dest / f".{name}-tmp"), overwrite=True)
+    add_golden_head_scores(tmp, str(dest / name), overwrite=True)
     shutil.rmtree(tmp.root)
-    return figs
+    shutil.rmtree(aligned_dir)
+    return head.training["decision_gate"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,8 +173,8 @@ def main(argv: list[str] | None = None) -> int:
                                          overwrite=True)
             print(f"{out.root}: golden head scores added (heads unchanged)")
         elif args.write:
-            figs = rebuild(name, args.data.resolve(), args.work, args.write, args.source)
-            print(f"{args.write / name}: {json.dumps(figs['summary'])}")
+            gate = rebuild(name, args.data.resolve(), args.work, args.write, args.source)
+            print(f"{args.write / name}: recipe {gate['rung']}: {json.dumps(gate['summary'])}")
     return 0
 
 

@@ -88,14 +88,15 @@ class HeadEntry:
 
     ``kind`` stays a string here: which head kinds can be scored is the runtime's business
     (``runtime.heads.HeadKind``), the contract only carries it. ``threshold`` applies to the
-    calibrated probability of ``labels[1]``.
+    calibrated probability of ``labels[1]``; ``borderline`` (optional) is the half-width of the
+    band around it where no verdict is given (engines' rounding can move a score that much).
     """
 
     KEYS: ClassVar[tuple[str, ...]] = ("name", "kind", "file", "input", "labels", "threshold",
-                                       "calibration", "training", "notice")
+                                       "borderline", "calibration", "training", "notice")
     # what must agree with the head file (runtime.heads.load_head_entry)
     FILE_SUMMARY: ClassVar[tuple[str, ...]] = ("kind", "input", "labels", "threshold",
-                                               "calibration")
+                                               "borderline", "calibration")
     role: ClassVar[HeadRole] = HeadRole.PROBE
 
     name: str
@@ -104,6 +105,7 @@ class HeadEntry:
     input: str | None = None
     labels: tuple[str, str] | None = None
     threshold: float | None = None
+    borderline: float | None = None
     calibration: Mapping[str, Any] | None = None
     training: Mapping[str, Any] | None = None
     notice: str | None = None
@@ -134,6 +136,7 @@ class HeadEntry:
             input=opt(d, "input", str, where),
             labels=_labels(d, where),
             threshold=threshold,
+            borderline=finite(d, "borderline", where, 0.0, 0.5),
             calibration=opt(d, "calibration", dict, where),
             training=opt(d, "training", dict, where),
             notice=opt(d, "notice", str, where),

@@ -59,6 +59,11 @@ class HeadRecipe:
     pool_engines: bool = False
     shrinkage: float = 0.0
     max_score_diff: float | None = None
+    # the out-of-fold statistic held to max_score_diff: this quantile of the per-recording engine
+    # differences (1.0: the max). Over ~500 training recordings the max is set by two or three
+    # recordings; the 99th percentile describes the tail that ~100-150 held-out recordings'
+    # max (what the decision gate checks) will see
+    diff_quantile: float = 1.0
     cs: tuple[float, ...] = CS  # the L2 strengths tried
     noise_gain: float = 0.0  # > 0: add training copies with `gain` x measured engine noise
     noise_copies: int = 2
@@ -88,7 +93,9 @@ class HeadRecipe:
         if self.max_score_diff is not None:
             what = "m and C" if self.noise_subspace else "C"
             parts.append(f"{what}: best grouped-CV AUROC with out-of-fold engine score difference "
-                         f"<= {self.max_score_diff:g}")
+                         f"<= {self.max_score_diff:g}"
+                         + (f" (its {100 * self.diff_quantile:g}th percentile)"
+                            if self.diff_quantile < 1 else ""))
         else:
             parts.append("C: best grouped-CV AUROC")
         return "; ".join(parts) + "; Platt on out-of-fold logits"
@@ -104,7 +111,8 @@ _CS_ROBUST = tuple(c for c in CS if c <= 1e2)
 # among them the setting whose engines agree most is taken
 AUROC_TIE = 0.01
 STANDARD = HeadRecipe("standard")
-ROBUST = HeadRecipe("robust", pool_engines=True, max_score_diff=0.01, cs=(0.01, 0.1, 1.0),
+ROBUST = HeadRecipe("robust", pool_engines=True, max_score_diff=0.02, diff_quantile=0.99,
+                    cs=(0.01, 0.1, 1.0),
                     noise_subspace=(2, 4, 6, 8, 10, 12, 14, 16, 24, 32))
 RECIPES: dict[str, HeadRecipe] = {r.name: r for r in (
     STANDARD,
@@ -297,6 +305,13 @@ def _calibrated(rows: EngineRows, z: Mapping[str, np.ndarray]
     return (a, b), rec
 
 
+def _diff_stat(rec: dict[str, np.ndarray], rows: np.ndarray, quantile: float) -> float:
+    """``quantile`` of the per-recording largest difference between engines (``rows`` only)."""
+    scores = np.stack([s[rows] for s in rec.values()])
+    d = scores.max(axis=0) - scores.min(axis=0)
+    return float(np.quantile(d, quantile)) if d.size else 0.0
+
+
 def _search(rows: EngineRows, recipe: HeadRecipe, folds: list[tuple[np.ndarray, np.ndarray]],
             whiten: np.ndarray | None, sensitivity: float | None,
             log: Callable[[str], None] | None) -> list[dict[str, Any]]:
@@ -316,6 +331,7 @@ def _search(rows: EngineRows, recipe: HeadRecipe, folds: list[tuple[np.ndarray, 
         agree = score_agreement({e: s[same] for e, s in rec.items()}, pooled_t)
         tried.append({"m": m, "C": c, "auroc_cv": cv_auroc,
                       "oof_max_abs_diff": agree["max_abs_diff"], "oof_flips": agree["flips"],
+                      "oof_diff": _diff_stat(rec, same, recipe.diff_quantile),
                       "z": z, "platt": (a, b), "rec": rec})
         if log:
             log(f"{f'm={m:<3} ' if m else ''}C={c:<8.0e} AUROC {cv_auroc:.4f}  out-of-fold "
@@ -338,14 +354,14 @@ def train_engine_head(rows: EngineRows, name: str, recipe: HeadRecipe = ROBUST, 
     whiten = _noise_whitener(rows) if recipe.noise_whiten else None
     tried = _search(rows, recipe, folds, whiten, sensitivity, log)
     ok = [t for t in tried if recipe.max_score_diff is None
-          or t["oof_max_abs_diff"] <= recipe.max_score_diff]
+          or t["oof_diff"] <= recipe.max_score_diff]
     noise_limited = not ok
     if ok:  # within AUROC_TIE of the best AUROC (CV noise): the engines that agree most
         top = max(t["auroc_cv"] for t in ok)
         near = [t for t in ok if t["auroc_cv"] >= top - AUROC_TIE]
-        best = min(near, key=lambda t: (t["oof_max_abs_diff"], -t["auroc_cv"]))
+        best = min(near, key=lambda t: (t["oof_diff"], -t["auroc_cv"]))
     else:  # none meets the budget: the setting whose engines differ least
-        best = min(tried, key=lambda t: (t["oof_max_abs_diff"], -t["auroc_cv"]))
+        best = min(tried, key=lambda t: (t["oof_diff"], -t["auroc_cv"]))
     x, y = _training_windows(rows, recipe, np.arange(len(first.y)))
     basis = _snr_basis(rows, recipe, np.arange(len(first.y))) if best["m"] else None
     w, bias = _fit_raw(x, y, best["C"], recipe.shrinkage, whiten,
@@ -366,6 +382,8 @@ def train_engine_head(rows: EngineRows, name: str, recipe: HeadRecipe = ROBUST, 
         **({"subspace_dim": best["m"]} if best["m"] else {}),
         "auroc_cv": round(best["auroc_cv"], 4),
         "oof_engine_max_abs_diff": best["oof_max_abs_diff"], "oof_engine_flips": best["oof_flips"],
+        "oof_engine_diff_q": {"quantile": recipe.diff_quantile,
+                              "value": round(best["oof_diff"], 6)},
         "oof_agreement_rows": "recordings every engine windowed alike "
                               f"({int(same_windows(rows).sum())} of {len(first.y)})",
         "threshold_rule": f"sensitivity>={sensitivity:g}" if sensitivity is not None else "youden",

@@ -46,10 +46,12 @@ __all__ = [
     "CalibrationKind",
     "Head",
     "HeadKind",
+    "Verdict",
     "head_entries",
     "load_head_entry",
     "load_head_file",
     "load_heads",
+    "verdict_for",
 ]
 
 HEAD_FORMAT = "hai-edge-head"
@@ -65,6 +67,24 @@ class CalibrationKind(str, enum.Enum):
     NONE = "none"
     PLATT = "platt"
     ISOTONIC = "isotonic"
+
+
+class Verdict(str, enum.Enum):
+    """What a head's score means for the user: one of its labels, or no verdict."""
+
+    NEGATIVE = "negative"
+    POSITIVE = "positive"
+    BORDERLINE = "borderline"
+
+
+def verdict_for(score: float, threshold: float, borderline: float = 0.0) -> Verdict:
+    """The verdict of ``score`` at ``threshold`` with a no-verdict band of half-width
+    ``borderline`` (0: the plain ``score >= threshold``)."""
+    if score >= threshold + borderline:
+        return Verdict.POSITIVE
+    if score < threshold - borderline:
+        return Verdict.NEGATIVE
+    return Verdict.BORDERLINE
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -169,6 +189,9 @@ class Head:
     training: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     notice: str = ""
     ood: OodGate | None = None  # out-of-distribution gate (runtime.abstain), optional
+    # half-width of the band around the threshold where no verdict is given: scores there are
+    # "borderline", because another engine's INT8 rounding can move a score that far (issue #18)
+    borderline: float = 0.0
 
     @property
     def dim(self) -> int:
@@ -187,6 +210,11 @@ class Head:
     def predict_proba(self, embeddings: np.ndarray) -> np.ndarray:
         """Calibrated probability of ``labels[1]`` per row, float64 ``[n]``."""
         return self.calibration.apply(self.decision_function(embeddings))
+
+    def verdict(self, score: float) -> Verdict:
+        """POSITIVE at or above ``threshold + borderline``, NEGATIVE below ``threshold -
+        borderline``, BORDERLINE between (only when ``borderline`` > 0)."""
+        return verdict_for(score, self.threshold, self.borderline)
 
     def compact(self) -> Head:
         """The same head with the standardisation folded into the weights and the vectors
@@ -211,6 +239,7 @@ class Head:
             "weights": self.weights.tolist(),
             "bias": float(self.bias),
             "threshold": float(self.threshold),
+            **({"borderline": float(self.borderline)} if self.borderline > 0 else {}),
             "calibration": self.calibration.to_dict(),
             "training": dict(self.training),
         }
@@ -225,7 +254,7 @@ class Head:
         d = self.to_dict()
         return HeadEntry(name=self.name, kind=d["kind"], file=file, input=self.input,
                          labels=self.labels, threshold=d["threshold"],
-                         calibration=d["calibration"], training=d["training"],
+                         borderline=d.get("borderline"), calibration=d["calibration"], training=d["training"],
                          notice=self.notice or None)
 
     def manifest_entry(self, file: str) -> dict[str, Any]:
@@ -284,6 +313,9 @@ class Head:
         threshold = _finite(d.get("threshold", 0.5), where, "threshold")
         if not 0.0 <= threshold <= 1.0:
             raise _fail(where, "threshold must be within [0, 1] (a probability)")
+        borderline = _finite(d.get("borderline", 0.0), where, "borderline")
+        if not 0.0 <= borderline < 0.5:
+            raise _fail(where, "borderline must be within [0, 0.5) (a probability half-width)")
         training = d.get("training") or {}
         notice = d.get("notice") or ""
         if not isinstance(training, dict) or not isinstance(notice, str):
@@ -293,7 +325,8 @@ class Head:
                    mean=mean, scale=scale, threshold=threshold,
                    calibration=Calibration.from_dict(d.get("calibration"), where),
                    labels=(labels[0], labels[1]), kind=kind, training=training, notice=notice,
-                   ood=None if ood is None else OodGate.from_dict(ood, where, dim))
+                   ood=None if ood is None else OodGate.from_dict(ood, where, dim),
+                   borderline=borderline)
 
 
 def load_head_file(path: str | os.PathLike[str]) -> Head:

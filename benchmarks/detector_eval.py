@@ -177,8 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     bundle = Bundle.load(builtin_bundles().get(args.bundle, args.bundle))
     det_entry = next(h for h in bundle.manifest.heads if h.get("role") == "detector")
     after_s = float(det_entry.get("after_s", 0.25))
-    old = load_head_entry(bundle, {k: det_entry[k] for k in ("name", "file", "threshold", "labels")
-                                   if k in det_entry})
+    old = load_head_entry(bundle, {"kind": "logistic", **{
+        k: det_entry[k] for k in ("name", "file", "threshold", "labels") if k in det_entry}})
     clips = detector_clips(args.data)
     held = [c for c in clips if c.held_out]
     heads: dict[str, Any] = {"energy only": None, f"{args.bundle} detector (before)": old}

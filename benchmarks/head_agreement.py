@@ -35,7 +35,9 @@ def measure(bundle_dir: Path | None, data: Path, work: Path) -> dict[str, dict]:
         scores = engine_scores(head, held)
         out[name] = {"head": head_name, "threshold": round(head.threshold, 4),
                      "recipe": (head.training.get("head_recipe") or {}).get("name", "standard"),
-                     **score_agreement(scores, head.threshold)}
+                     "borderline": head.borderline,
+                     "flips_bare_threshold": score_agreement(scores, head.threshold)["flips"],
+                     **score_agreement(scores, head.threshold, head.borderline)}
     return out
 
 
@@ -53,12 +55,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     pairs = sorted({k for r in res.values() for k in r["pairs"]})
     print(f"{'bundle':<11} {'head':<11} {'recipe':<9} {'n':>4} "
-          + " ".join(f"{k:>24}" for k in pairs) + f" {'max':>7} {'flips':>5}")
+          + " ".join(f"{k:>24}" for k in pairs) + f" {'max':>7} {'flips':>5} {'borderline':>10}"
+          f" {'bare flips':>10}")
     for name, r in res.items():
         print(f"{name:<11} {r['head']:<11} {r['recipe']:<9} {r['n']:>4} "
               + " ".join(f"{r['pairs'].get(k, float('nan')):>24.4f}" for k in pairs)
-              + f" {r['max_abs_diff']:>7.4f} {r['flips']:>5}")
+              + f" {r['max_abs_diff']:>7.4f} {r['flips']:>5} {r['borderline_changes']:>10}"
+              f" {r['flips_bare_threshold']:>10}")
     ok = all(r["max_abs_diff"] <= 0.02 and r["flips"] == 0 for r in res.values())
+    print("flips: recordings one engine calls positive and another negative (with the head's "
+          "borderline band); borderline: recordings only some engines call borderline; bare "
+          "flips: verdicts at the bare threshold, without the band")
     print("acceptance (max |score diff| <= 0.02, 0 flips): " + ("met" if ok else "NOT met"))
     return 0
 

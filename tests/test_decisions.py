@@ -68,7 +68,8 @@ def test_noise_amplifying_head_fails_the_gate_and_the_robust_recipe_passes() -> 
     assert record["passed"] and record["summary"]["max_abs_diff"] <= 0.02
     assert record["summary"]["flips"] == 0
     assert head.training["head_recipe"]["name"] == "robust"
-    assert head.training["oof_engine_max_abs_diff"] <= ROBUST.max_score_diff
+    assert head.training["oof_engine_diff_q"]["value"] <= ROBUST.max_score_diff
+    assert head.borderline == 0.01 and head.training["subspace_dim"] in ROBUST.noise_subspace
     # and it still separates the classes
     assert record["summary"]["auroc_reference"] > 0.8
 

@@ -23,6 +23,7 @@ __all__ = [
     "decision_failures",
     "ece",
     "sensitivity_at_specificity",
+    "verdict_codes",
 ]
 
 
@@ -98,19 +99,33 @@ def _ci(stats: list[float]) -> list[float | None]:
     return [round(float(lo), 4), round(float(hi), 4)]
 
 
+def verdict_codes(scores: np.ndarray, threshold: float, borderline: float = 0.0) -> np.ndarray:
+    """+1 (positive), -1 (negative) or 0 (borderline: within ``borderline`` of the threshold)
+    per score, as ``runtime.heads.verdict_for`` decides."""
+    s = np.asarray(scores, dtype=np.float64)
+    return np.where(s >= threshold + borderline, 1, np.where(s < threshold - borderline, -1, 0))
+
+
 def compare_decisions(reference: np.ndarray, candidate: np.ndarray, threshold: float, *,
                       y: np.ndarray | None = None, groups: Sequence[Any] | None = None,
                       specificity: float | None = None, n_boot: int = 1000,
-                      seed: int = 0) -> dict[str, Any]:
-    """Figures of ``candidate`` scores vs ``reference`` scores (same rows, probabilities)."""
+                      seed: int = 0, borderline: float = 0.0) -> dict[str, Any]:
+    """Figures of ``candidate`` scores vs ``reference`` scores (same rows, probabilities).
+    ``flips``: rows whose definite verdicts disagree (positive vs negative; with a
+    ``borderline`` band, a change to or from "borderline" is counted apart)."""
     ref = np.asarray(reference, dtype=np.float64)
     cand = np.asarray(candidate, dtype=np.float64)
     diff = np.abs(ref - cand)
+    v_ref, v_cand = verdict_codes(ref, threshold, borderline), verdict_codes(cand, threshold,
+                                                                             borderline)
     out: dict[str, Any] = {
         "n": int(ref.size), "threshold": round(float(threshold), 6),
+        "borderline": round(float(borderline), 6),
         "max_abs_diff": round(float(diff.max(initial=0.0)), 6),
         "mean_abs_diff": round(float(diff.mean()) if diff.size else 0.0, 6),
-        "flips": int(np.sum((ref >= threshold) != (cand >= threshold))),
+        "flips": int(np.sum(v_ref * v_cand < 0)),
+        "borderline_changes": int(np.sum((v_ref != v_cand) & (v_ref * v_cand == 0))),
+        "borderline_reference": int(np.sum(v_ref == 0)) if borderline > 0 else 0,
     }
     if y is None:
         out["labelled"] = False
@@ -146,8 +161,9 @@ def decision_failures(figures: dict[str, Any], th: DecisionThresholds) -> list[s
     if figures["max_abs_diff"] > th.max_abs_score_diff:
         bad.append(f"max |score diff| {figures['max_abs_diff']:.4f} > {th.max_abs_score_diff}")
     if figures["flips"] > th.max_flips:
+        band = figures.get("borderline") or 0.0
         bad.append(f"{figures['flips']} verdict flip(s) of {figures['n']} at threshold "
-                   f"{figures['threshold']:.4f}")
+                   f"{figures['threshold']:.4f}" + (f" ± {band:g}" if band else ""))
     if figures.get("labelled"):
         if abs(figures["delta_auroc"]) > th.max_delta_auroc:
             bad.append(f"ΔAUROC {figures['delta_auroc']:+.4f} (CI {figures['delta_auroc_ci95']}) "

@@ -38,14 +38,17 @@ def decision_figures(head: Any, rows: EngineRows, *, reference: str | None = Non
     ref_name = reference if reference in scores else rows.engines[0]
     first = rows.first
     spec = head.training.get("specificity_cv")
+    band = float(getattr(head, "borderline", 0.0))
     per = {e: compare_decisions(scores[ref_name], s, head.threshold, y=first.y,
-                                groups=first.groups, specificity=spec, n_boot=n_boot, seed=seed)
+                                groups=first.groups, specificity=spec, n_boot=n_boot, seed=seed,
+                                borderline=band)
            for e, s in scores.items() if e != ref_name}
-    agree = score_agreement(scores, head.threshold)
+    agree = score_agreement(scores, head.threshold, band)
     worst = lambda k: max((abs(f[k]) for f in per.values()), default=0.0)  # noqa: E731
     summary = {"reference": ref_name, "n": len(first.y), "engines": rows.engines,
                "auroc_reference": per[next(iter(per))]["auroc_reference"] if per else None,
                "max_abs_diff": agree["max_abs_diff"], "flips": agree["flips"],
+               "borderline": band, "borderline_changes": agree["borderline_changes"],
                "max_delta_auroc": worst("delta_auroc"),
                "max_delta_sensitivity": worst("delta_sensitivity")}
     return {"summary": summary, "per_engine": per, "agreement": agree}

@@ -110,6 +110,10 @@ _CS_ROBUST = tuple(c for c in CS if c <= 1e2)
 # grouped-CV AUROCs closer than this are not told apart (~its standard error with ~500 rows);
 # among them the setting whose engines agree most is taken
 AUROC_TIE = 0.01
+# a head fitted for several engines gives no verdict within this of its threshold: half the
+# decision gate's score tolerance (0.02), so engines that pass the gate cannot call one
+# recording positive and another negative
+ENGINE_BORDERLINE = 0.01
 STANDARD = HeadRecipe("standard")
 ROBUST = HeadRecipe("robust", pool_engines=True, max_score_diff=0.02, diff_quantile=0.99,
                     cs=(0.01, 0.1, 1.0),
@@ -131,16 +135,23 @@ def engine_scores(head: Any, rows: EngineRows) -> dict[str, np.ndarray]:
             for e, r in rows.rows.items()}
 
 
-def score_agreement(scores: Mapping[str, np.ndarray], threshold: float) -> dict[str, Any]:
+def score_agreement(scores: Mapping[str, np.ndarray], threshold: float,
+                    borderline: float = 0.0) -> dict[str, Any]:
     """Worst pairwise disagreement between engines: max |score difference| and verdict flips
-    (recordings whose verdict at ``threshold`` is not the same on every engine)."""
+    (recordings that one engine calls positive and another negative; with a ``borderline``
+    band, recordings only some engines call borderline are ``borderline_changes``)."""
+    from hai_edge.evaluation.decisions import verdict_codes
+
     names = list(scores)
     diffs = {f"{a}~{b}": float(np.max(np.abs(scores[a] - scores[b])))
              for a, b in itertools.combinations(names, 2)}
-    verdicts = np.stack([scores[n] >= threshold for n in names])
-    flips = int(np.sum(verdicts.any(axis=0) & ~verdicts.all(axis=0)))
+    v = np.stack([verdict_codes(scores[n], threshold, borderline) for n in names]) if names \
+        else np.zeros((0, 0))
+    flips = int(np.sum((v.max(axis=0) > 0) & (v.min(axis=0) < 0))) if names else 0
+    changed = int(np.sum(v.max(axis=0) != v.min(axis=0))) if names else 0
     return {"max_abs_diff": round(max(diffs.values(), default=0.0), 6),
             "pairs": {k: round(v, 6) for k, v in diffs.items()}, "flips": flips,
+            "borderline_changes": changed - flips, "borderline": borderline,
             "n": int(len(next(iter(scores.values())))) if scores else 0}
 
 
@@ -341,6 +352,7 @@ def _search(rows: EngineRows, recipe: HeadRecipe, folds: list[tuple[np.ndarray, 
 
 def train_engine_head(rows: EngineRows, name: str, recipe: HeadRecipe = ROBUST, *,
                       labels: tuple[str, str] = ("negative", "positive"),
+                      borderline: float = ENGINE_BORDERLINE,
                       sensitivity: float | None = None, seed: int = 0, n_splits: int = 5,
                       notice: str = "", extra_training: dict[str, Any] | None = None,
                       log: Callable[[str], None] | None = None) -> Any:
@@ -397,4 +409,5 @@ def train_engine_head(rows: EngineRows, name: str, recipe: HeadRecipe = ROBUST, 
     dim = first.x.shape[1]
     return Head(name=name, weights=w, bias=bias, mean=np.zeros(dim), scale=np.ones(dim),
                 threshold=float(threshold), calibration=Calibration(CalibrationKind.PLATT, a=a, b=b),
-                labels=labels, training=training, notice=notice).compact()
+                labels=labels, training=training, notice=notice,
+                borderline=borderline).compact()

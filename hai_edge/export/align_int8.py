@@ -40,6 +40,11 @@ from hai_edge.runtime.verify import (
 
 __all__ = ["align_int8_engines"]
 
+# the INT8-vs-FP32 gate figures an INT8 entry carries; the OpenVINO model compiled from the ONNX
+# model runs its quantization, so it repeats them (and says so in "note")
+_GATE_KEYS = ("mean_cosine", "p5_cosine", "min_cosine", "centred_mean_cosine", "passed",
+              "int8_vs_fp32", "gate")
+
 
 def _entry(bundle: Bundle, fmt: ModelFormat) -> ModelEntry:
     for e in bundle.manifest.models:
@@ -126,6 +131,7 @@ def align_int8_engines(bundle: Bundle, dest: str | Path, *, inputs: np.ndarray |
             "replaced": {"recipe": ov_e.options.get("recipe"), "tool": ov_e.options.get("tool")}})
         ov_path = tmp / "ov" / new_ov.main_file
         new_ov = dataclasses.replace(new_ov, fidelity={
+            **{k: onnx_e.fidelity[k] for k in _GATE_KEYS if k in onnx_e.fidelity},
             "shared_with": onnx_e.id,
             "note": "compiled from the ONNX INT8 model after export: its INT8-vs-FP32 figures "
                     f"are the ONNX model's ({onnx_e.id})",

@@ -20,7 +20,7 @@ from hai_edge.runtime.frontends import AudioFrontendSpec
 from hai_edge.runtime.heads import Calibration, CalibrationKind, Head
 
 __all__ = ["SPEC", "cached_bundle", "cough_wav", "make_pwa_bundle", "with_golden_offset",
-           "write_wav"]
+           "with_head_band", "write_wav"]
 
 SPEC = AudioFrontendSpec(clip_normalization="peak", feature_mean=-6.0, feature_std=4.0)
 DIM = 32
@@ -187,6 +187,26 @@ def with_golden_offset(src: Path, dest: Path, offset: float = 0.5) -> Path:
     files = {n: b.path_of(n) for n in b.manifest.files if n != "golden.json"}
     files["golden.json"] = json.dumps(doc).encode()
     write_bundle(dest, b.manifest, files)
+    return dest
+
+
+def with_head_band(src: Path, dest: Path, threshold: float, borderline: float,
+                   head: str = "covid") -> Path:
+    """A copy of ``src`` whose scoring head ``head`` has another threshold and borderline band
+    (file and manifest entry rewritten together, re-hashed)."""
+    import dataclasses
+
+    from hai_edge.runtime.heads import load_head_file
+
+    b = Bundle.load(src)
+    rel = f"heads/{head}.json"
+    new = dataclasses.replace(load_head_file(b.path_of(rel)), threshold=threshold,
+                              borderline=borderline)
+    heads = tuple(new.manifest_entry(rel) if h.get("name") == head and h.get("role") is None
+                  else h for h in b.manifest.heads)
+    files = {n: b.path_of(n) for n in b.manifest.files if n != rel}
+    files[rel] = new.to_json().encode()
+    write_bundle(dest, dataclasses.replace(b.manifest, heads=heads), files)
     return dest
 
 

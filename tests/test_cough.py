@@ -84,6 +84,10 @@ def test_json_schema_and_numbers(bundles, cough_wav, capsys) -> None:
         assert s["mean"] == pytest.approx(np.mean(probs), abs=1e-5)
         assert s["max"] == pytest.approx(max(probs), abs=1e-6)
         assert s["positive"] == (s["mean"] >= s["threshold"])
+        assert list(s) == ["mean", "max", "count", "threshold", "band", "verdict", "positive",
+                           "borderline", "label"]
+        assert s["band"] == 0.0 and s["borderline"] is False  # no band: the plain threshold
+        assert s["verdict"] == ("positive" if s["positive"] else "negative")
     assert rec["scores"]["tb"]["threshold"] == 0.2
     assert "demo head, not for clinical use" in rec["notices"]
     stages = {"decode", "detect", "preprocess", "inference", "heads", "total"}

@@ -143,9 +143,12 @@ def test_result_schema_is_exactly_the_contract(pipe, tmp_path) -> None:
     assert len(d["embedding"]) == DIM and all(isinstance(v, float) for v in d["embedding"])
     assert list(d["scores"]) == ["lesion"]
     s = d["scores"]["lesion"]
-    assert list(s) == ["probability", "threshold", "positive", "label"]
+    assert list(s) == ["probability", "threshold", "band", "verdict", "positive", "borderline",
+                       "label"]
     assert s["label"] == ("suspicious" if s["positive"] else "benign")
     assert s["threshold"] == 0.4 and s["positive"] == (s["probability"] >= 0.4)
+    assert s["band"] == 0.0 and s["borderline"] is False  # no band: the plain threshold
+    assert s["verdict"] == ("positive" if s["positive"] else "negative")
     assert list(d["timing_ms"]) == ["decode", "quality", "preprocess", "inference", "heads",
                                     "total"]
     assert d["pseudonym"] is None  # not a DICOM file

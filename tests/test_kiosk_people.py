@@ -150,6 +150,44 @@ def test_every_page_fits_and_speaks_plainly(kiosk, browser, size: str) -> None:
     ctx.close()
 
 
+_BORDERLINE_CARD = """async () => {
+  const { renderCapture } = await import('/static/results.js');
+  const score = (mean, verdict, label) => ({ mean, max: mean, count: 2, threshold: 0.7, band: 0.01,
+    verdict, positive: verdict === 'positive', borderline: verdict === 'borderline', label });
+  const c = { id: 'c-borderline', kind: 'cough', source: 'upload', name: 'b.wav', created: new Date().toISOString(),
+    media_sha256: '0'.repeat(64), media_deleted: false, voided: null,
+    result: { kind: 'cough', events: [], notices: [], withheld: {}, quality: { passed: true, checks: [] },
+      scores: { 'covid-demo': score(0.695, 'borderline', 'borderline'), 'tb-demo': score(0.9, 'positive', 'positive') } } };
+  const node = renderCapture(c, () => {});
+  node.id = 'borderline-card';
+  document.querySelector('main').prepend(node);
+}"""
+
+
+def test_a_borderline_score_is_too_close_to_call_in_plain_words(kiosk, browser) -> None:
+    """A score within the head's band (issue #18): no verdict, what to do next in the
+    catalogue's words; the threshold and band only inside Details."""
+    url, _ = kiosk
+    ctx, page, errors = _page(browser, "phone")
+    sign_in(page, url, ADMIN, PIN)
+    page.evaluate(_BORDERLINE_CARD)
+    card = page.locator("#borderline-card")
+    found = card.locator(".findings").inner_text()
+    assert "covid-demo: too close to call" in found
+    assert "within the margin where devices can disagree" in found
+    assert "Record again, or rely on clinical judgement." in found
+    assert "tb-demo: positive" in found
+    assert card.locator(".finding.borderline").count() == 1
+    _check_page(page, "borderline card")
+    assert not card.locator(".scores").is_visible()
+    card.locator("details.cap-more summary").click()
+    table = card.locator(".scores").inner_text()
+    assert "0.700 ± 0.010" in table and "borderline: no verdict within ±0.010" in table
+    assert card.locator(".scores td.borderline").count() == 1
+    assert not errors
+    ctx.close()
+
+
 def test_operators_page_adds_and_unlocks_an_operator(kiosk, browser) -> None:
     url, _tmp = kiosk
     ctx, page, errors = _page(browser, "phone")

@@ -171,6 +171,8 @@ def _compare(rec: dict, py: dict) -> tuple[list[float], float]:
     deltas = [abs(rec["scores"][h]["mean"] - s["mean"]) for h, s in py["scores"].items()]
     assert py["scores"] and max(deltas) <= 0.02
     assert all(rec["scores"][h]["positive"] == s["positive"] for h, s in py["scores"].items())
+    assert all(rec["result"]["scores"][h]["verdict"] == s["verdict"]
+               for h, s in py["scores"].items())
     return cosines, max(deltas)
 
 

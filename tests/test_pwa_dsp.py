@@ -16,7 +16,7 @@ from hai_edge.runtime.cough import WindowPlanner, event_window
 from hai_edge.runtime.events import EnergyDetector, EnergyDetectorConfig
 from hai_edge.runtime.frontends import AudioFrontendSpec, prepare_audio, resample
 from hai_edge.runtime.frontends._resample import _polyphase
-from hai_edge.runtime.heads import Calibration, CalibrationKind, Head
+from hai_edge.runtime.heads import Calibration, CalibrationKind, Head, verdict_for
 
 JS = Path(__file__).resolve().parents[1] / "hai_edge" / "apps" / "cough_pwa" / "static" / "js"
 NODE = shutil.which("node")
@@ -75,6 +75,12 @@ for (const j of jobs) {
     out.push(result);
   } else if (j.op === 'head') {
     const h = new H.Head(j.head); out.push(j.x.map((v) => h.predictProba(v)));
+  } else if (j.op === 'verdict') {
+    out.push(j.cases.map(([s, t, b]) => H.verdictFor(s, t, b)));
+  } else if (j.op === 'head_verdicts') {
+    const h = new H.Head(j.head); out.push(j.scores.map((s) => h.verdict(s)));
+  } else if (j.op === 'head_error') {
+    try { H.headFromEntry(j.entry, j.head, j.dim); out.push(null); } catch (e) { out.push(String(e.message)); }
   }
 }
 process.stdout.write(JSON.stringify(out));
@@ -279,3 +285,67 @@ def test_heads_match_python(run_js, cal) -> None:
     x = rng.standard_normal((6, 8)) * 2
     [got] = run_js([{"op": "head", "head": head.to_dict(), "x": x.tolist()}])
     np.testing.assert_allclose(got, head.predict_proba(x), rtol=1e-12, atol=1e-15)
+
+
+def test_verdicts_match_python_with_a_borderline_band(run_js) -> None:
+    """verdictFor == runtime.heads.verdict_for on the band's edges (the same float sums), and a
+    head reads its band from the file (default 0) and must agree with its manifest entry."""
+    cases = [(s, t, b) for t in (0.0, 0.3, 0.5, 0.7, 1.0) for b in (0.0, 0.01, 0.1, 0.25)
+             for s in {0.0, 1.0, t, t + b, t - b, t + b - 1e-12, t - b - 1e-12, t + 0.5 * b,
+                       0.1 + 0.2, 0.7 + 0.01, 0.69}]
+    rng = np.random.default_rng(3)
+    head = Head(name="h", weights=rng.standard_normal(8), bias=0.3, mean=np.zeros(8),
+                scale=np.ones(8), threshold=0.4, borderline=0.05)
+    scores = [0.3, 0.35, 0.3500001, 0.4, 0.449999, 0.45, 0.9]
+    plain = {k: v for k, v in head.to_dict().items() if k != "borderline"}
+    entry = head.manifest_entry("heads/h.json")
+    got, hv, hv0, *errors = run_js([
+        {"op": "verdict", "cases": cases},
+        {"op": "head_verdicts", "head": head.to_dict(), "scores": scores},
+        {"op": "head_verdicts", "head": plain, "scores": scores},
+        {"op": "head_error", "entry": entry, "head": head.to_dict(), "dim": 8},
+        {"op": "head_error", "entry": dict(entry, borderline=0.02), "head": head.to_dict(),
+         "dim": 8},
+        {"op": "head_error", "entry": {k: v for k, v in entry.items() if k != "borderline"},
+         "head": head.to_dict(), "dim": 8},
+        {"op": "head_error", "entry": entry, "head": dict(head.to_dict(), borderline=0.5),
+         "dim": 8},
+    ])
+    assert got == [verdict_for(*c).value for c in cases]
+    assert hv == [head.verdict(s).value for s in scores]
+    assert "borderline" in hv and hv0 == [verdict_for(s, 0.4).value for s in scores]
+    assert errors[0] is None
+    assert all("borderline differs" in e for e in errors[1:3]), errors
+    assert "borderline must be within [0, 0.5)" in errors[3]
+
+
+def test_whole_recording_analysis_matches_with_a_score_in_the_band(run_js, bundles,
+                                                                   tmp_path) -> None:
+    """A head whose threshold sits just above the recording score, with a band around it: the
+    app and CoughPipeline both give no verdict, with the same JSON fields."""
+    from hai_edge.runtime.backends import MockBackend
+    from hai_edge.runtime.cough import CoughPipeline
+
+    from ._pwa_bundles import with_head_band
+
+    x = _coughs(44100, 9.0, [0.3, 1.5, 1.8, 4.0, 7.9], seed=9)
+
+    def handler(inputs):
+        v = next(iter(inputs.values())).astype(np.float64)
+        return {"embedding": v.reshape(len(v), 32, -1).mean(axis=2).astype(np.float32)}
+
+    with CoughPipeline(str(bundles["energy"]), engine=MockBackend(handler)) as pipe:
+        mean = pipe.analyze(x, 44100, "x").scores["covid"].mean
+    for key, thr, band, want in (("band", mean + 0.003, 0.01, "borderline"),
+                                 ("above", mean - 0.02, 0.01, "positive"),
+                                 ("below", mean + 0.02, 0.01, "negative")):
+        b = with_head_band(bundles["energy"], tmp_path / key, thr, band)
+        [js] = run_js([{"op": "analyze", "bundle": str(b), "x": _b64(x), "rate": 44100}])
+        with CoughPipeline(str(b), engine=MockBackend(handler)) as pipe:
+            py = pipe.analyze(x, 44100, "x").to_dict()
+        j, p = js["scores"]["covid"], py["scores"]["covid"]
+        assert p["verdict"] == want and p["band"] == band
+        assert list(j) == list(p)
+        assert abs(j["mean"] - p["mean"]) <= 1e-5
+        assert {k: v for k, v in j.items() if k not in ("mean", "max")} == \
+            {k: v for k, v in p.items() if k not in ("mean", "max")}

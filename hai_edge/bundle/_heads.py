@@ -129,6 +129,9 @@ class HeadEntry:
         if HeadRole.of(d, where) is not HeadRole.PROBE:
             raise fail(f"manifest: {where}.role is {d.get('role')!r}, not a scoring head")
         threshold = finite(d, "threshold", where, 0.0, 1.0)
+        borderline = finite(d, "borderline", where, 0.0, 0.5)
+        if borderline is not None and borderline >= 0.5:
+            raise fail(f"manifest: {where}.borderline must be below 0.5 (got {borderline!r})")
         return cls(
             name=str(_name(d, where, required=True)),
             kind=req(d, "kind", str, where),
@@ -136,7 +139,7 @@ class HeadEntry:
             input=opt(d, "input", str, where),
             labels=_labels(d, where),
             threshold=threshold,
-            borderline=finite(d, "borderline", where, 0.0, 0.5),
+            borderline=borderline,
             calibration=opt(d, "calibration", dict, where),
             training=opt(d, "training", dict, where),
             notice=opt(d, "notice", str, where),

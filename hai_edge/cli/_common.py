@@ -29,6 +29,7 @@ __all__ = [
     "report_failures",
     "run_command",
     "split_bundle_and_inputs",
+    "verdict_text",
     "with_modality",
     "write_jsonl",
 ]
@@ -133,6 +134,15 @@ def with_modality(record: Mapping[str, Any], modality: str) -> dict[str, Any]:
             out["modality"] = modality
     out.setdefault("modality", modality)
     return out
+
+
+def verdict_text(score: Any) -> str:
+    """A head's verdict on the human line: its label, or for a score within the head's
+    borderline band the plain words that no verdict is given."""
+    if getattr(score, "borderline", False):
+        return (f"borderline (too close to the threshold {score.threshold:.3f} to call: within "
+                f"+/-{score.band:.3f}, where engines can disagree)")
+    return str(score.label)
 
 
 def write_jsonl(path: str | os.PathLike[str], records: Iterable[Mapping[str, Any]]) -> int:

@@ -20,6 +20,7 @@ from hai_edge.cli._common import (
     heads_from,
     report_failures,
     split_bundle_and_inputs,
+    verdict_text,
     with_modality,
 )
 from hai_edge.errors import HaiEdgeError
@@ -168,7 +169,7 @@ def _emit(result: Any, args: argparse.Namespace, notices: list[str] | None = Non
             print(f"  {name}: not scored ({result.withheld.get(name, 'withheld')})")
             continue
         print(f"  {s.name}: {s.mean:.3f} (mean of {s.count} window(s), max {s.max:.3f}), "
-              f"threshold {s.threshold:.3f} -> {s.label}"
+              f"threshold {s.threshold:.3f} -> {verdict_text(s)}"
               + (" [scored anyway]" if name in result.would_withhold else ""))
     if notices is None:
         for notice in result.notices:

@@ -20,6 +20,7 @@ from hai_edge.cli._common import (
     heads_from,
     report_failures,
     split_bundle_and_inputs,
+    verdict_text,
     with_modality,
     write_jsonl,
 )
@@ -170,7 +171,7 @@ def _human(r: Any) -> str:
     checks = " ".join(shown)
     scores = "; ".join(
         f"{k} not scored ({r.withheld.get(k, 'withheld')})" if s is None else
-        f"{k} {s.probability:.3f} (threshold {s.threshold:.3f}) -> {s.label}"
+        f"{k} {s.probability:.3f} (threshold {s.threshold:.3f}) -> {verdict_text(s)}"
         + (" [scored anyway]" if k in r.would_withhold else "")
         for k, s in r.scores.items())
     parts = [f"{r.input}{frame}: {r.width}x{r.height}", f"{verdict} [{checks}]"]

@@ -14,7 +14,8 @@ Per recording (HeAR's recipe for long recordings, driven by the bundle's front-e
    and ``scored_anyway`` say so;
 4. the front end's features per window -> embeddings -> every head's calibrated probability;
 5. per head: recording score = mean of the window probabilities (as the official notebooks
-   average over windows), plus max and window count; ``positive`` = mean >= the head threshold;
+   average over windows), plus max and window count, and the head's verdict on the mean
+   (``runtime._scores``: positive, negative, or borderline within the head's band);
 6. recording quality checks (``runtime.cough_quality``: clipping, level, duration, events) on
    the recording as given: they warn, they never block.
 
@@ -39,6 +40,7 @@ import numpy as np
 
 from hai_edge.errors import HaiEdgeError, InputError
 from hai_edge.runtime._embedder import Embedder, EmbedderPipeline
+from hai_edge.runtime._scores import HeadScore
 from hai_edge.runtime.abstain import NO_COUGH, QUIET_COUGH
 from hai_edge.runtime.cough_quality import RecordingLevels, measure_recording, recording_checks
 from hai_edge.runtime.events import Event, EventDetector, detector_from_bundle
@@ -75,24 +77,6 @@ class ScoredWindow:
         if embedding and self.embedding is not None:
             d["embedding"] = [round(float(x), 6) for x in self.embedding]
         return d
-
-
-@dataclasses.dataclass(frozen=True)
-class HeadScore:
-    """A head's recording-level result: mean/max of the window probabilities."""
-
-    name: str
-    mean: float
-    max: float
-    count: int
-    threshold: float
-    positive: bool
-    label: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"mean": round(self.mean, 6), "max": round(self.max, 6), "count": self.count,
-                "threshold": round(self.threshold, 6), "positive": self.positive,
-                "label": self.label}
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -381,9 +365,7 @@ class CoughPipeline(EmbedderPipeline):
                 continue
             p = np.array([w.scores[h.name] for w in windows], dtype=np.float64)
             mean = float(p.mean())
-            positive = mean >= h.threshold
-            scores[h.name] = HeadScore(h.name, mean, float(p.max()), int(p.size), h.threshold,
-                                       positive, h.labels[1] if positive else h.labels[0])
+            scores[h.name] = HeadScore.of(h, mean, float(p.max()), int(p.size))
         if capture is not None and (capture.get("overflows") or capture.get("dropped_s")):
             notices.append(f"audio was lost while recording ({capture.get('overflows')} input "
                            f"overflow(s), {capture.get('dropped_s')} s dropped)")

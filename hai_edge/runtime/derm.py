@@ -10,7 +10,8 @@ Per input (one result per image; a multi-frame DICOM gives one per frame):
 2. quality checks (``runtime.quality``) on the upright photo: they warn; only severe blur,
    darkness or brightness (``quality.blocking_checks``) withholds the heads' scores;
 3. the bundle's image front end and model -> embedding (``Embedder``, the one shared path);
-4. every head's calibrated probability, its threshold and label (``runtime.heads``), unless it
+4. every head's calibrated probability, its threshold and verdict (``runtime.heads``; within the
+   head's borderline band: no verdict, see ``runtime._scores``), unless it
    is withheld (``runtime.abstain``): a blocking quality check failed, or the embedding is out
    of the head's distribution (its stored gate). A withheld head's score is ``None`` and
    ``withheld`` says why; ``score_anyway=True`` scores regardless and marks the result.
@@ -41,6 +42,7 @@ import numpy as np
 
 from hai_edge.errors import BundleError, HaiEdgeError, InputError
 from hai_edge.runtime._embedder import Embedder, EmbedderPipeline
+from hai_edge.runtime._scores import DermScore
 from hai_edge.runtime.abstain import ood_reason
 from hai_edge.runtime.frontends import ImageFrontendSpec
 from hai_edge.runtime.heads import Head, load_heads
@@ -70,20 +72,6 @@ def pseudonym_for(patient_id: str, key: bytes) -> str:
     """``HMAC-SHA256(key, PatientID as UTF-8)`` truncated to 16 bytes, as 32 hex digits."""
     mac = hmac.new(bytes(key), patient_id.encode("utf-8"), hashlib.sha256)
     return mac.digest()[:PSEUDONYM_BYTES].hex()
-
-
-@dataclasses.dataclass(frozen=True)
-class DermScore:
-    """One head's result: calibrated probability of its positive label, threshold, verdict."""
-
-    probability: float
-    threshold: float
-    positive: bool
-    label: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"probability": round(self.probability, 6), "threshold": round(self.threshold, 6),
-                "positive": self.positive, "label": self.label}
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -291,9 +279,7 @@ class DermPipeline(EmbedderPipeline):
                 scores[head.name] = None
                 continue
             p = float(head.predict_proba(vec)[0])
-            positive = p >= head.threshold
-            scores[head.name] = DermScore(p, float(head.threshold), positive,
-                                          head.labels[1] if positive else head.labels[0])
+            scores[head.name] = DermScore.of(head, p)
         t4 = time.perf_counter()
         timing.update(quality=(t1 - t0) * 1e3, preprocess=emb.timing_ms["preprocess"],
                       inference=emb.timing_ms["inference"], heads=(t4 - t3) * 1e3)

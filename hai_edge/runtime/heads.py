@@ -254,8 +254,8 @@ class Head:
         d = self.to_dict()
         return HeadEntry(name=self.name, kind=d["kind"], file=file, input=self.input,
                          labels=self.labels, threshold=d["threshold"],
-                         borderline=d.get("borderline"), calibration=d["calibration"], training=d["training"],
-                         notice=self.notice or None)
+                         borderline=d.get("borderline"), calibration=d["calibration"],
+                         training=d["training"], notice=self.notice or None)
 
     def manifest_entry(self, file: str) -> dict[str, Any]:
         """The summary that goes into ``manifest["heads"]`` for this head stored at ``file``."""
@@ -393,8 +393,11 @@ def load_head_entry(bundle: Any, entry: HeadEntry | DetectorEntry | Mapping[str,
         raise BundleError(f"{where}: the file is for head {head.name!r}")
     file_dict = head.manifest_entry(file)
     for key, value in entry.file_summary().items():
-        if not _same(value, file_dict[key]):
+        if key != "borderline" and not _same(value, file_dict[key]):
             raise BundleError(f"{where}: manifest {key} differs from the head file")
+    # absent on either side = 0, so an entry can neither drop a band nor add one
+    if isinstance(entry, HeadEntry) and not _same(float(entry.borderline or 0.0), head.borderline):
+        raise BundleError(f"{where}: manifest borderline differs from the head file")
     check_ood_entry(entry.to_dict(), head.ood, where)
     if head.dim != manifest.embedding_dim:
         raise BundleError(f"{where}: trained on {head.dim}-d embeddings, the bundle's are "

@@ -224,8 +224,9 @@ class MockAnalyzer:
             frames.append({
                 "input": name, "frame": img.frame, "width": int(w), "height": int(h),
                 "quality": {"passed": min(h, w) >= 64, "checks": [_mock_too_small(min(h, w))]},
-                "scores": {"mock-head": {"probability": 0.25, "threshold": 0.5,
-                                         "positive": False, "label": "negative"}},
+                "scores": {"mock-head": {"probability": 0.25, "threshold": 0.5, "band": 0.0,
+                                         "verdict": "negative", "positive": False,
+                                         "borderline": False, "label": "negative"}},
                 "withheld": {}, "scored_anyway": bool(score_anyway),
                 "pseudonym": None, "timing_ms": {"total": 1.0}, "notices": [self.notice],
                 "bundle": "mock", "backend": "mock", "model": "mock"})
@@ -247,7 +248,8 @@ class MockAnalyzer:
                                    "least 0.25 s is needed")
         events = EnergyDetector(dec.sample_rate).detect(mono)
         scored = bool(events) or score_anyway
-        score = {"mean": 0.75, "max": 0.8, "count": 1, "threshold": 0.5, "positive": True,
+        score = {"mean": 0.75, "max": 0.8, "count": 1, "threshold": 0.5, "band": 0.0,
+                 "verdict": "positive", "positive": True, "borderline": False,
                  "label": "positive"}
         result = {"kind": "cough", "input": name, "duration_s": round(dec.duration_s, 4),
                   "sample_rate": dec.sample_rate, "bundle": "mock", "backend": "mock",

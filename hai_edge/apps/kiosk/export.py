@@ -25,8 +25,8 @@ __all__ = ["ExportPathError", "build_export", "resolve_export_dir", "without_voi
 
 CSV_COLUMNS = ("encounter_id", "subject", "encounter_created", "operator", "capture_id", "kind",
                "source", "name", "media_sha256", "media_deleted", "captured", "quality_passed",
-               "quality_warnings", "head", "score", "threshold", "positive", "label",
-               "embedding_rows", "voided")
+               "quality_warnings", "head", "score", "threshold", "band", "verdict", "positive",
+               "label", "embedding_rows", "voided")
 
 
 class ExportPathError(HaiEdgeError):
@@ -65,7 +65,13 @@ def _quality(result: dict[str, Any]) -> tuple[bool, list[str]]:
     return all(b.get("passed", True) for b in blocks), warns
 
 
-def _score_rows(result: dict[str, Any]) -> list[tuple[str, float, float, bool, str]]:
+def _verdict(s: dict[str, Any]) -> str:
+    """positive / negative / borderline (results stored before the band have no ``verdict``)."""
+    return str(s.get("verdict") or ("positive" if s.get("positive") else "negative"))
+
+
+def _score_rows(result: dict[str, Any]
+                ) -> list[tuple[str, float, float, float, str, bool, str]]:
     rows = []
     nan = float("nan")
     items = result.get("frames", []) if result.get("kind") == "photo" else [result]
@@ -73,11 +79,12 @@ def _score_rows(result: dict[str, Any]) -> list[tuple[str, float, float, bool, s
         for head, s in r.get("scores", {}).items():
             if s is None:  # withheld (runtime.abstain): no score, the reason as the label
                 why = (r.get("withheld") or {}).get(head, "withheld")
-                rows.append((head, nan, nan, False, f"not scored: {why}"))
+                rows.append((head, nan, nan, nan, "", False, f"not scored: {why}"))
             else:
                 rows.append((head, s["probability"] if "probability" in s else s["mean"],
-                             s["threshold"], s["positive"], s["label"]))
-    return rows or [("", float("nan"), float("nan"), False, "")]
+                             s["threshold"], float(s.get("band", 0.0)), _verdict(s),
+                             s["positive"], s["label"]))
+    return rows or [("", nan, nan, nan, "", False, "")]
 
 
 def build_export(store: Store, encounters: Sequence[Encounter], embeddings: bool = True
@@ -96,12 +103,13 @@ def build_export(store: Store, encounters: Sequence[Encounter], embeddings: bool
         jsonl.write(json.dumps(enc.to_dict(), separators=(",", ":")) + "\n")
         for c in enc.captures:
             ok, warns = _quality(c.result)
-            for head, score, thr, pos, label in _score_rows(c.result):
+            for head, score, thr, band, verdict, pos, label in _score_rows(c.result):
                 writer.writerow((enc.id, enc.subject, enc.to_dict(False)["created"], enc.operator,
                                  c.id, c.kind, c.source, c.name, c.media_sha256, c.media_deleted,
                                  c.to_dict()["created"], ok, ";".join(warns), head,
                                  "" if score != score else round(score, 6),
-                                 "" if thr != thr else thr, pos, label, c.embedding_rows,
+                                 "" if thr != thr else thr, "" if band != band else band,
+                                 verdict, pos, label, c.embedding_rows,
                                  c.voided is not None or enc.voided is not None))
             if embeddings and c.embedding_rows:
                 blob, rows, dim = store.embeddings(c.id)

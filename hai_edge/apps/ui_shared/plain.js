@@ -38,9 +38,17 @@ export function sureness(score, cutoff) {
   return margin >= 0.25 ? 'high' : margin >= 0.1 ? 'mid' : 'low';
 }
 
-/** One line per model output: {text, sure, cls}; a withheld or missing score says why in words.
- *  `scoreOf(s)` picks the number (photos: probability, coughs: mean). */
-export function findings(result, scoreOf) {
+/** The verdict of a stored score: 'positive' | 'negative' | 'borderline' (results saved before
+ *  the borderline band have no `verdict`: their `positive` decides). */
+export function verdictOf(s) {
+  return s.verdict || (s.positive ? 'positive' : 'negative');
+}
+
+/** One line per model output: {text, sure, cls, next}; a withheld or missing score says why in
+ *  words, a borderline one (too close to the cut-off to call) says so and, with `kind` ('photo'
+ *  or 'cough'), what to do next. `scoreOf(s)` picks the number (photos: probability, coughs:
+ *  mean). */
+export function findings(result, scoreOf, kind) {
   const out = [];
   const withheld = result.withheld || {};
   const names = new Set([...Object.keys(result.scores || {}), ...Object.keys(withheld)]);
@@ -51,8 +59,14 @@ export function findings(result, scoreOf) {
       out.push({ text: t('result.not_scored', { name, reason: t('withheld.' + why, {}, why || '-') }), cls: 'withheld' });
       continue;
     }
+    const verdict = verdictOf(s);
+    if (verdict === 'borderline') {
+      out.push({ text: t('result.borderline', { name }), sure: t('result.borderline.why'), cls: 'borderline',
+        next: kind ? t('result.borderline.next.' + kind) : undefined });
+      continue;
+    }
     const sure = sureness(scoreOf(s), s.threshold);
-    out.push({ text: t('result.finding', { name, label: s.label }), sure: t('result.sure.' + sure), cls: s.positive ? 'pos' : 'neg' });
+    out.push({ text: t('result.finding', { name, label: s.label }), sure: t('result.sure.' + sure), cls: verdict === 'positive' ? 'pos' : 'neg' });
   }
   return out;
 }

@@ -16,7 +16,7 @@ import { recordAudio } from './js/mic.js';
 import { el, renderResult } from './js/render.js';
 import { StreamResampler, resample } from './js/resample.js';
 import { addResult, clearResults, deleteResult, listResults } from './js/store.js';
-import { LevelWatch, clinicalDue, fmtTime, loadMessages, micProblem, t } from './shared/plain.js';
+import { LevelWatch, clinicalDue, fmtTime, loadMessages, micProblem, t, verdictOf } from './shared/plain.js';
 
 const $ = (id) => document.getElementById(id);
 const q = new URLSearchParams(location.search);
@@ -224,7 +224,8 @@ async function showHistory() {
   if (!items.length) { ul.replaceChildren(el('li', { class: 'muted' }, 'No saved results.')); return; }
   ul.replaceChildren(...items.reverse().map((r) => {
     const first = Object.entries(r.scores)[0];
-    const what = first ? (first[1] ? t('result.finding', { name: first[0], label: first[1].label }) : t('result.not_scored', { name: first[0], reason: (r.withheld || {})[first[0]] || '-' }))
+    const what = first ? (first[1] ? (verdictOf(first[1]) === 'borderline' ? t('result.borderline', { name: first[0] }) : t('result.finding', { name: first[0], label: first[1].label }))
+      : t('result.not_scored', { name: first[0], reason: (r.withheld || {})[first[0]] || '-' }))
       : (r.events.length ? t('result.events.some', { n: r.events.length }) : t('result.events.none'));
     const del = el('button', { type: 'button', 'aria-label': `Delete result of ${fmtTime(r.recorded_at)}` }, 'Delete');
     del.addEventListener('click', async () => { await deleteResult(r.id); await showHistory(); });

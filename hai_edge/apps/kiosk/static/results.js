@@ -1,7 +1,7 @@
 // The kiosk's one result renderer: what was found, how clear it is, what to do next and the
 // "not for clinical use" notice, in the catalogue's words (/shared/messages.json); the numbers
 // (scores, cut-offs, check values, timings) only inside the card's Details disclosure.
-import { advice, clinicalDue, findings, fmtTime, t } from '/shared/plain.js';
+import { advice, clinicalDue, findings, fmtTime, t, verdictOf } from '/shared/plain.js';
 
 const scoreOf = { photo: (s) => s.probability, cough: (s) => s.mean };
 
@@ -37,8 +37,11 @@ function details(c, items) {
       if (s == null) row(scores, [prefix + name, 'withheld', '-', (r.withheld || {})[name] || '']);
       else {
         const anyway = r.scored_anyway && (r.would_withhold || {})[name];
-        const label = s.label + (anyway ? ` (scored anyway; would not be scored: ${anyway})` : '');
-        row(scores, [prefix + name, fmt(scoreOf[c.kind](s)), fmt(s.threshold), label]).lastChild.className = s.positive ? 'pos' : 'neg';
+        const verdict = verdictOf(s);
+        const label = (verdict === 'borderline' ? `borderline: no verdict within ±${fmt(s.band)} of the threshold` : s.label)
+          + (anyway ? ` (scored anyway; would not be scored: ${anyway})` : '');
+        const cut = fmt(s.threshold) + (s.band ? ` ± ${fmt(s.band)}` : '');
+        row(scores, [prefix + name, fmt(scoreOf[c.kind](s)), cut, label]).lastChild.className = { positive: 'pos', negative: 'neg' }[verdict] || 'borderline';
       }
     }
     for (const ch of (r.quality || {}).checks || []) row(checks, [prefix + ch.name, fmt(ch.score), fmt(ch.threshold), ch.flag + (ch.reason ? `: ${ch.reason}` : '')]);
@@ -65,17 +68,20 @@ export function renderCapture(c, onVoid) {
   const items = c.kind === 'photo' ? c.result.frames : [c.result];
   const found = node.querySelector('.findings');
   const warn = items.flatMap((r) => advice((r.quality || {}).checks || []));
+  const next = new Set();
   items.forEach((r, i) => {
     const prefix = items.length > 1 ? t('result.frame', { n: i + 1 }) + ': ' : '';
-    const lines = findings(r, scoreOf[c.kind]);
+    const lines = findings(r, scoreOf[c.kind], c.kind);
     if (!lines.length) found.append(el('li', 'finding', prefix + t('result.no_findings')));
     for (const f of lines) {
       const li = el('li', 'finding ' + f.cls, prefix + f.text);
       if (f.sure) li.append(el('span', 'sure', ` (${f.sure})`));
       found.append(li);
+      if (f.next) next.add(f.next);
     }
     if (r.scored_anyway) found.append(el('li', 'finding warn', t('result.scored_anyway')));
   });
+  for (const n of next) found.append(el('li', 'finding borderline-next', n));
   const quality = node.querySelector('.quality');
   const adv = [...new Set(warn)];
   if (adv.length) {

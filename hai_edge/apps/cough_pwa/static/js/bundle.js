@@ -60,7 +60,7 @@ export async function loadBundle(base = 'bundle/') {
     if (!(det.file in files)) throw new BundleError(`detector ${det.name}: its file ${det.file} was not shipped`);
     // checked like a scoring head, on the fields a detector entry shares with its head file
     const shared = Object.fromEntries(['name', 'file', 'threshold', 'labels'].filter((k) => k in det).map((k) => [k, det[k]]));
-    const head = headFromEntry(shared, json(det.file), manifest.embedding_dim);
+    const head = headFromEntry(shared, json(det.file), manifest.embedding_dim, false);
     detector = new EnergyHeadDetector(spec, det, head);
   } else {
     throw new BundleError(`event detector kind ${JSON.stringify(det.kind)} is not supported by this app (knows: ${DETECTOR_KINDS.join(', ')}); rebuild it with a newer hai-edge`);

@@ -5,7 +5,8 @@
 // (quiet windows skipped) -> features -> embeddings -> heads. Heads score coughs only: with no
 // event window every head's score is null and `withheld` says why (hai_edge/runtime/abstain.py);
 // ctx.scoreAnyway scores the plain sliding windows instead (fallback) and marks the result.
-// Per head: mean / max / count of window probabilities, positive = mean >= threshold.
+// Per head: mean / max / count of window probabilities and the head's verdict on the mean
+// (positive | negative | borderline within the head's band: heads.js verdictFor).
 
 import { EnergyDetector } from './events.js';
 import { InputError, splitWindows, windowFeatures } from './features.js';
@@ -172,9 +173,10 @@ export async function analyze(mono, source, ctx) {
     if (!windows.length) { scores[h.name] = null; continue; }
     const p = windows.map((w) => w.scores[h.name]);
     const mean = p.reduce((a, b) => a + b, 0) / p.length;
-    const positive = mean >= h.threshold;
-    scores[h.name] = { mean, max: Math.max(...p), count: p.length, threshold: h.threshold, positive,
-      label: positive ? h.labels[1] : h.labels[0] };
+    const verdict = h.verdict(mean);
+    scores[h.name] = { mean, max: Math.max(...p), count: p.length, threshold: h.threshold, band: h.borderline, verdict,
+      positive: verdict === 'positive', borderline: verdict === 'borderline',
+      label: verdict === 'borderline' ? 'borderline' : verdict === 'positive' ? h.labels[1] : h.labels[0] };
   }
   timing.heads = performance.now() - t;
   timing.total = Object.values(timing).reduce((a, b) => a + b, 0);
@@ -186,7 +188,8 @@ export async function analyze(mono, source, ctx) {
       scores: Object.fromEntries(Object.entries(w.scores).map(([k, v]) => [k, r6(v)])) })),
     fallback_windows: fallback,
     scores: Object.fromEntries(Object.entries(scores).map(([k, s]) => [k, s === null ? null : { mean: r6(s.mean), max: r6(s.max),
-      count: s.count, threshold: r6(s.threshold), positive: s.positive, label: s.label }])),
+      count: s.count, threshold: r6(s.threshold), band: r6(s.band), verdict: s.verdict, positive: s.positive,
+      borderline: s.borderline, label: s.label }])),
     withheld: anyway ? {} : reasons,
     scored_anyway: anyway,
     ...(anyway ? { would_withhold: reasons } : {}),

@@ -1,11 +1,20 @@
 // Logistic heads with calibration: a port of hai_edge/runtime/heads.py (file format in
 // docs/cough.md "Heads"). z = ((x - mean) / scale) . w + b; p = platt sigmoid(a z + b) |
-// isotonic interp(z, x, y) (flat beyond the ends) | none sigmoid(z).
+// isotonic interp(z, x, y) (flat beyond the ends) | none sigmoid(z). The verdict on a score is
+// verdictFor (runtime.heads.verdict_for): no verdict within the head's borderline band.
 
 const HEAD_FORMAT = 'hai-edge-head';
 const SUMMARY_KEYS = ['kind', 'input', 'labels', 'threshold', 'calibration'];
 
 const sigmoid = (z) => 0.5 * (1.0 + Math.tanh(0.5 * z));   // overflow-free, as in Python
+
+/** 'positive' at or above threshold + borderline, 'negative' below threshold - borderline,
+ *  'borderline' in between (too close to call): runtime.heads.verdict_for. */
+export function verdictFor(score, threshold, borderline = 0) {
+  if (score >= threshold + borderline) return 'positive';
+  if (score < threshold - borderline) return 'negative';
+  return 'borderline';
+}
 
 function fail(where, msg) { return new Error(`${where}: ${msg}`); }
 
@@ -83,6 +92,8 @@ export class Head {
     this.labels = labels;
     this.threshold = finite(d.threshold ?? 0.5, where, 'threshold');
     if (!(this.threshold >= 0 && this.threshold <= 1)) throw fail(where, 'threshold must be within [0, 1] (a probability)');
+    this.borderline = finite(d.borderline ?? 0.0, where, 'borderline');
+    if (!(this.borderline >= 0 && this.borderline < 0.5)) throw fail(where, 'borderline must be within [0, 0.5) (a probability half-width)');
     this.bias = finite(d.bias ?? 0.0, where, 'bias');
     this.calibration = calibration(d.calibration, where);
     this.notice = d.notice || '';
@@ -105,6 +116,9 @@ export class Head {
     return sigmoid(z);
   }
 
+  /** The verdict on a calibrated score: 'positive' | 'negative' | 'borderline'. */
+  verdict(score) { return verdictFor(score, this.threshold, this.borderline); }
+
   /** The manifest summary fields of this head, to check a manifest entry against its file. */
   summary() {
     return { kind: this.kind, input: this.input, labels: this.labels, threshold: this.threshold,
@@ -122,8 +136,10 @@ function same(a, b) {
   return a === b;
 }
 
-/** Build a head from its file, checked against its manifest entry and the embedding size. */
-export function headFromEntry(entry, fileDoc, embeddingDim) {
+/** Build a head from its file, checked against its manifest entry and the embedding size
+ *  (`scoring`: a screening head, whose borderline band must agree too; false for the head of a
+ *  learned event detector, checked on the fields its entry shares with the file). */
+export function headFromEntry(entry, fileDoc, embeddingDim, scoring = true) {
   const where = `head ${JSON.stringify(entry.name)}`;
   const head = new Head(fileDoc, where);
   if (head.name !== entry.name) throw fail(where, `the file is for head ${JSON.stringify(head.name)}`);
@@ -131,6 +147,8 @@ export function headFromEntry(entry, fileDoc, embeddingDim) {
   for (const key of SUMMARY_KEYS) {
     if (key in entry && key in summary && !same(entry[key], summary[key])) throw fail(where, `manifest ${key} differs from the head file`);
   }
+  // a scoring head's band: absent on either side = 0, so neither can drop or add one alone
+  if (scoring && !same(entry.borderline ?? 0, head.borderline)) throw fail(where, 'manifest borderline differs from the head file');
   if (head.dim !== embeddingDim) throw fail(where, `trained on ${head.dim}-d embeddings, the bundle's are ${embeddingDim}-d`);
   return head;
 }

@@ -1,7 +1,7 @@
 // The phone app's one result renderer: what was found and how clear it is, what to do next and
 // the "not for clinical use" notice, in the catalogue's words (shared/messages.json, the same
 // as the kiosk's); the numbers (scores, cut-offs, windows, events) only inside "Details".
-import { advice, clinicalDue, findings, t } from '../shared/plain.js';
+import { advice, clinicalDue, findings, t, verdictOf } from '../shared/plain.js';
 
 export function el(tag, attrs = {}, ...kids) {
   const e = document.createElement(tag);
@@ -20,7 +20,8 @@ function details(r) {
     const s = r.scores[name];
     box.append(s == null
       ? el('p', {}, `${name}: withheld (${(r.withheld || {})[name] || ''})`)
-      : el('p', {}, `${name}: ${s.label} (score ${fmtP(s.mean)}, threshold ${fmtP(s.threshold)}; max window ${fmtP(s.max)} over ${s.count} window(s))`
+      : el('p', {}, `${name}: ${verdictOf(s) === 'borderline' ? 'borderline, no verdict' : s.label} (score ${fmtP(s.mean)}, threshold ${fmtP(s.threshold)}`
+        + (s.band ? ` ± ${fmtP(s.band)}` : '') + `; max window ${fmtP(s.max)} over ${s.count} window(s))`
         + (r.scored_anyway && (r.would_withhold || {})[name] ? `; scored anyway, would not be scored: ${r.would_withhold[name]}` : '')));
   }
   if (r.events.length) {
@@ -34,13 +35,14 @@ function details(r) {
 /** One recording's result, as the #results section shows it. */
 export function renderResult(r) {
   const parts = [];
-  const lines = findings(r, (s) => s.mean);
+  const lines = findings(r, (s) => s.mean, 'cough');
   if (!lines.length) parts.push(el('p', {}, t('result.no_findings')));
   for (const f of lines) {
-    const p = el('p', { class: `score ${f.cls === 'pos' ? 'positive' : f.cls === 'neg' ? 'negative' : 'withheld'}` }, f.text);
+    const p = el('p', { class: `score ${{ pos: 'positive', neg: 'negative', borderline: 'borderline' }[f.cls] || 'withheld'}` }, f.text);
     if (f.sure) p.append(el('span', { class: 'sure' }, ` (${f.sure})`));
     parts.push(p);
   }
+  for (const n of new Set(lines.map((f) => f.next).filter(Boolean))) parts.push(el('p', { class: 'borderline-next' }, n));
   if (r.scored_anyway) parts.push(el('p', { class: 'withheld' }, t('result.scored_anyway')));
   parts.push(el('p', {}, r.events.length ? t('result.events.some', { n: r.events.length }) : t('result.events.none')));
   const adv = advice(((r.quality || {}).checks) || []);

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from hai_edge.errors import HaiEdgeError, MissingDependencyError
+from hai_edge.evaluation.decisions import auroc  # re-exported: heads' callers use it
 
 __all__ = [
     "EmbeddedRows",
@@ -53,26 +54,6 @@ def _require_sklearn() -> None:
 
 
 # ------------------------------------------------------------------------------- metrics
-def auroc(y: np.ndarray, s: np.ndarray) -> float:
-    """Area under the ROC curve (Mann-Whitney, ties count half); NaN without both classes."""
-    y = np.asarray(y).astype(bool)
-    s = np.asarray(s, dtype=np.float64)
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    order = np.argsort(s, kind="mergesort")
-    ranks = np.empty(s.size)
-    sorted_s = s[order]
-    i = 0
-    while i < s.size:  # average ranks over ties
-        j = i
-        while j + 1 < s.size and sorted_s[j + 1] == sorted_s[i]:
-            j += 1
-        ranks[order[i : j + 1]] = 0.5 * (i + j) + 1.0
-        i = j + 1
-    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
-
-
 def sens_spec(y: np.ndarray, s: np.ndarray, threshold: float) -> tuple[float, float]:
     """(sensitivity, specificity) of ``s >= threshold``."""
     y = np.asarray(y).astype(bool)

@@ -36,8 +36,24 @@ def _verdict_json(threshold: float, band: float, verdict: Verdict, label: str
             "borderline": verdict is Verdict.BORDERLINE, "label": label}
 
 
+class _Verdicted:
+    """``positive`` / ``borderline`` read off a score's ``verdict``."""
+
+    verdict: Verdict
+
+    @property
+    def positive(self) -> bool:
+        """A definite positive (at or above ``threshold + band``)."""
+        return self.verdict is Verdict.POSITIVE
+
+    @property
+    def borderline(self) -> bool:
+        """Too close to the threshold to call."""
+        return self.verdict is Verdict.BORDERLINE
+
+
 @dataclasses.dataclass(frozen=True)
-class HeadScore:
+class HeadScore(_Verdicted):
     """A head's recording-level result: mean/max of the window probabilities and the verdict on
     the mean (``band``: the head's borderline half-width)."""
 
@@ -56,23 +72,13 @@ class HeadScore:
         return cls(head.name, float(mean), float(max_), int(count), float(head.threshold),
                    verdict, verdict_label(head, verdict), float(head.borderline))
 
-    @property
-    def positive(self) -> bool:
-        """A definite positive (at or above ``threshold + band``)."""
-        return self.verdict is Verdict.POSITIVE
-
-    @property
-    def borderline(self) -> bool:
-        """Too close to the threshold to call."""
-        return self.verdict is Verdict.BORDERLINE
-
     def to_dict(self) -> dict[str, Any]:
         return {"mean": round(self.mean, 6), "max": round(self.max, 6), "count": self.count,
                 **_verdict_json(self.threshold, self.band, self.verdict, self.label)}
 
 
 @dataclasses.dataclass(frozen=True)
-class DermScore:
+class DermScore(_Verdicted):
     """One head's result on a photo: calibrated probability of its positive label, threshold,
     band and verdict."""
 
@@ -87,16 +93,6 @@ class DermScore:
         verdict = head.verdict(probability)
         return cls(float(probability), float(head.threshold), verdict,
                    verdict_label(head, verdict), float(head.borderline))
-
-    @property
-    def positive(self) -> bool:
-        """A definite positive (at or above ``threshold + band``)."""
-        return self.verdict is Verdict.POSITIVE
-
-    @property
-    def borderline(self) -> bool:
-        """Too close to the threshold to call."""
-        return self.verdict is Verdict.BORDERLINE
 
     def to_dict(self) -> dict[str, Any]:
         return {"probability": round(self.probability, 6),

@@ -18,6 +18,7 @@ from hai_edge.evaluation.decisions import (
     compare_decisions,
     ece,
     sensitivity_at_specificity,
+    verdict_codes,
 )
 from hai_edge.report._collect import STUDENT, TEACHER
 from hai_edge.report._format import esc as _e
@@ -95,7 +96,7 @@ def head_decisions(bundle: Any, embeddings: Mapping[str, np.ndarray], row_items:
             figs = _figures(y, s, groups, n_boot, seed)
             if ref is not None and name != ref:
                 agree = compare_decisions(scores[ref], s, head.threshold, y=y, groups=groups,
-                                          n_boot=n_boot, seed=seed)
+                                          n_boot=n_boot, seed=seed, borderline=head.borderline)
                 figs.update({k: agree[k] for k in ("max_abs_diff", "flips", "delta_auroc",
                                                    "delta_auroc_ci95")})
             row["embedders"][name] = figs
@@ -113,8 +114,10 @@ def head_decisions(bundle: Any, embeddings: Mapping[str, np.ndarray], row_items:
                     if ref is not None and name != ref:
                         d["max_abs_diff"] = round(float(np.max(np.abs(s[mask] - scores[ref][mask]),
                                                                initial=0.0)), 4)
-                        d["flips"] = int(np.sum((s[mask] >= head.threshold)
-                                                != (scores[ref][mask] >= head.threshold)))
+                        d["flips"] = int(np.sum(
+                            verdict_codes(s[mask], head.threshold, head.borderline)
+                            * verdict_codes(scores[ref][mask], head.threshold, head.borderline)
+                            < 0))
                     sub["embedders"][name] = d
                 row["subgroups"].append(sub)
         out.append(row)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from hai_edge.corpus import load_corpus, split_by_group
+from hai_edge.demo.corpora import derm_split_rows
 
 __all__ = ["DEMOS", "demo_rows", "write_splits"]
 
@@ -47,14 +48,7 @@ def write_splits(bundle: str, data: Path, work: Path) -> tuple[Path, Path]:
                  "held_out": int(it.item_id in held_ids)} for it in items
                 if it.meta.get("source") == "call-center" and it.meta.get("covid19") in ("0", "1")]
     else:
-        meta = data / "pad-ufes-20" / "metadata.csv"
-        items = load_corpus(meta, "image", group_col="patient_id", id_col="img_id")
-        _, held = split_by_group(items, 0.2, 0)
-        held_ids = {it.item_id for it in held}
-        rows = [{"id": it.item_id, "path": str(it.path.resolve()), "patient_id": it.group,
-                 "diagnostic": it.meta["diagnostic"], "gender": it.meta.get("gender", ""),
-                 "fitspatrick": it.meta.get("fitspatrick", ""), "age": it.meta.get("age", ""),
-                 "held_out": int(it.item_id in held_ids)} for it in items]
+        rows = derm_split_rows(data)
     stem = bundle.split("-")[0]
     return (_write([r for r in rows if not r["held_out"]], work / f"{stem}-train.csv"),
             _write([r for r in rows if r["held_out"]], work / f"{stem}-heldout.csv"))

@@ -168,7 +168,7 @@ def build_audio(data: Path, work: Path, out_dir: Path, epochs: int, minutes: flo
 
 
 def build_image(data: Path, work: Path, out_dir: Path, epochs: int, minutes: float) -> dict:
-    from hai_edge.corpus import load_corpus, split_by_group
+    from hai_edge.demo.corpora import derm_split_rows
 
     meta = data / "pad-ufes-20" / "metadata.csv"
     store, run = work / "image-store", work / "image-run"
@@ -180,13 +180,7 @@ def build_image(data: Path, work: Path, out_dir: Path, epochs: int, minutes: flo
     int8 = work / "derm-demo-int8"
     if not int8.is_dir():
         _export_int8(run, int8, "derm-demo")
-    items = load_corpus(meta, "image", group_col="patient_id", id_col="img_id")
-    _, held = split_by_group(items, 0.2, 0)
-    held_ids = {it.item_id for it in held}
-    rows = [{"id": it.item_id, "path": str(it.path.resolve()), "patient_id": it.group,
-             "diagnostic": it.meta["diagnostic"], "gender": it.meta.get("gender", ""),
-             "fitspatrick": it.meta.get("fitspatrick", ""), "age": it.meta.get("age", ""),
-             "held_out": int(it.item_id in held_ids)} for it in items]
+    rows = derm_split_rows(data)
     train_csv = _split_csv([r for r in rows if not r["held_out"]], work / "derm-train.csv")
     held_csv = _split_csv([r for r in rows if r["held_out"]], work / "derm-heldout.csv")
     final = work / "derm-demo"

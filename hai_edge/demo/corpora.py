@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -27,7 +28,7 @@ from hai_edge.teachers.reference_data import (
     speech_clips,
 )
 
-__all__ = ["AUDIO_COLUMNS", "write_audio_corpus"]
+__all__ = ["AUDIO_COLUMNS", "derm_split_rows", "write_audio_corpus"]
 
 AUDIO_COLUMNS = ("id", "path", "group", "dataset", "source", "cls", "is_cough", "covid19",
                  "held_out")
@@ -78,3 +79,16 @@ def _row(item_id: str, path: Path, group: str, dataset: str, source: str, cls: i
     return {"id": item_id, "path": str(path), "group": group, "dataset": dataset,
             "source": source, "cls": AUDIO_CLASSES[cls], "is_cough": int(cls == 0),
             "covid19": covid, "held_out": int(held)}
+
+
+def derm_split_rows(data: Path) -> list[dict[str, Any]]:
+    """PAD-UFES-20 rows of the built-in derm-demo head, split by patient as its build splits them
+    (``split_by_group(items, 0.2, seed 0)``; ``held_out`` 1 for the held-out patients)."""
+    items = load_corpus(data / "pad-ufes-20" / "metadata.csv", "image", group_col="patient_id",
+                        id_col="img_id")
+    _, held = split_by_group(items, 0.2, 0)
+    held_ids = {it.item_id for it in held}
+    return [{"id": it.item_id, "path": str(it.path.resolve()), "patient_id": it.group,
+             "diagnostic": it.meta["diagnostic"], "gender": it.meta.get("gender", ""),
+             "fitspatrick": it.meta.get("fitspatrick", ""), "age": it.meta.get("age", ""),
+             "held_out": int(it.item_id in held_ids)} for it in items]

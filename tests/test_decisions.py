@@ -175,3 +175,14 @@ def test_export_head_decision_gate_refuses_and_records_the_override() -> None:
     gate_heads(figs, GateThresholds(), overrides, allow=True)
     assert overrides == [{"override": "allow_degraded", "gate": "head_decisions",
                           "model": "onnx-int8", "failures": [why]}]
+
+
+def test_robust_recipe_on_engines_that_agree_exactly_falls_back_to_the_full_space() -> None:
+    """No engine difference to avoid (two identical engines): no subspace, no crash."""
+    from hai_edge.heads.engine_rows import EngineRows
+    from hai_edge.heads.robust import ROBUST, train_engine_head
+
+    rows = _engine_rows(0)
+    same = EngineRows({"onnxruntime": rows.first, "openvino": rows.first})
+    head = train_engine_head(same, "h", ROBUST)
+    assert "subspace_dim" not in head.training and head.training["oof_engine_max_abs_diff"] == 0

@@ -182,6 +182,8 @@ def _snr_basis(rows: EngineRows, recipe: HeadRecipe, recs: np.ndarray) -> np.nda
     x, _ = _training_windows(rows, recipe, recs)
     total = np.cov(x, rowvar=False)
     noise = np.cov(d, rowvar=False)
+    if not np.isfinite(noise).all() or np.trace(noise) <= 0:  # engines agree exactly
+        return None
     noise += recipe.noise_ridge * np.trace(noise) / len(noise) * np.eye(len(noise))
     inv_l = np.linalg.inv(np.linalg.cholesky(noise))
     _, vecs = np.linalg.eigh(inv_l @ total @ inv_l.T)
@@ -331,7 +333,10 @@ def _search(rows: EngineRows, recipe: HeadRecipe, folds: list[tuple[np.ndarray, 
     bases = ([_snr_basis(rows, recipe, tr) for tr, _ in folds] if recipe.noise_subspace
              else None)
     same = same_windows(rows)  # a head cannot make engines agree on recordings they window apart
-    dims = [m for m in recipe.noise_subspace if m < first.x.shape[1]] or [None]
+    if bases is not None and all(b is None for b in bases):  # no engine difference to avoid
+        bases = None
+    dims = [m for m in recipe.noise_subspace if m < first.x.shape[1]] if bases else []
+    dims = dims or [None]
     tried = []
     for m, c in itertools.product(dims, recipe.cs):
         z = _cv(rows, recipe, c, folds, whiten, m, bases)

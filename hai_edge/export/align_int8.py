@@ -60,20 +60,35 @@ def _agreement(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
             "max_abs_diff": round(float(np.max(np.abs(a - b))), 6)}
 
 
+class _Outputs:
+    """Each model's outputs on each named input set, run once through its engine: the same
+    outputs feed several agreement figures, golden.json and the cross-format table."""
+
+    def __init__(self, sets: dict[str, np.ndarray]) -> None:
+        self.sets = sets
+        self._done: dict[tuple[str, str], np.ndarray] = {}
+
+    def __call__(self, model: tuple[Path, ModelEntry], set_name: str) -> np.ndarray:
+        key = (str(model[0]), set_name)
+        if key not in self._done:
+            self._done[key] = run_quiet(model[0], model[1], self.sets[set_name])
+        return self._done[key]
+
+
 def _figures(new: tuple[Path, ModelEntry], others: dict[str, tuple[Path, ModelEntry]],
-             sets: dict[str, np.ndarray], ref: np.ndarray | None) -> dict[str, Any]:
+             outputs: _Outputs, ref: np.ndarray | None) -> dict[str, Any]:
     """Agreement of the new model with each other model (and the FP32 reference on golden)."""
     out: dict[str, Any] = {}
-    for note, x in sets.items():
-        got = run_quiet(new[0], new[1], x)
-        out[note] = {f"vs_{k}": _agreement(got, run_quiet(p, e, x)) for k, (p, e) in others.items()}
+    for note in outputs.sets:
+        got = outputs(new, note)
+        out[note] = {f"vs_{k}": _agreement(got, outputs(m, note)) for k, m in others.items()}
         if ref is not None and note == "golden items":
             out[note]["vs_torch_fp32"] = _agreement(got, ref)
     return out
 
 
 def _bundle_fidelity(bundle: Bundle, models: dict[str, tuple[Path, ModelEntry]],
-                     inputs: np.ndarray | None, note: str) -> dict[str, Any]:
+                     outputs: _Outputs, note: str | None) -> dict[str, Any]:
     """Bundle-level figures with the rewritten models' rows remeasured."""
     from hai_edge.quantize.gates import cross_format_agreement
 
@@ -83,8 +98,8 @@ def _bundle_fidelity(bundle: Bundle, models: dict[str, tuple[Path, ModelEntry]],
         gate["openvino"] = {**gate["onnx"], "recipe": "shared_onnx",
                             "note": "OpenVINO compiles the ONNX INT8 model (figures: onnx's)"}
     cross = fid.get("int8_cross_format")
-    if cross is not None and inputs is not None:
-        outs = {e.format.value: run_quiet(p, e, inputs) for p, e in models.values()}
+    if cross is not None and note is not None:
+        outs = {m[1].format.value: outputs(m, note) for m in models.values()}
         fid["int8_cross_format"] = {**cross_format_agreement(outs, float(cross["threshold"])),
                                     "inputs": note, "remeasured": "after align_int8_engines"}
     return fid
@@ -101,8 +116,8 @@ def align_int8_engines(bundle: Bundle, dest: str | Path, *, inputs: np.ndarray |
             if e.precision is Precision.INT8}
     doc = load_golden(bundle)
     x_golden, _ = golden_model_inputs(bundle, doc)
-    sets = {"golden items": x_golden, **({inputs_note or "caller inputs": inputs}
-                                         if inputs is not None else {})}
+    note = None if inputs is None else inputs_note or "caller inputs"
+    outputs = _Outputs({"golden items": x_golden, **({note: inputs} if note else {})})
     ref = (decode_array(doc["reference"]["outputs"], "golden reference").reshape(
         len(x_golden), -1) if "reference" in doc else None)
     with tempfile.TemporaryDirectory(prefix="hai-edge-align-") as tmp_name:
@@ -117,7 +132,7 @@ def align_int8_engines(bundle: Bundle, dest: str | Path, *, inputs: np.ndarray |
                 "change": f"{dropped} output QuantizeLinear/DequantizeLinear pair(s) dropped: "
                           "the embedding comes out of the INT8 network in float",
                 "agreement": _figures((onnx_path, new_onnx), {"previous": int8[onnx_e.id]},
-                                      sets, ref)}})
+                                      outputs, ref)}})
         art = get_backend(ModelFormat.OPENVINO).from_shared_int8(
             QuantizedArtifact(format=ModelFormat.ONNX, files=[onnx_path], inputs=onnx_e.inputs,
                               outputs=onnx_e.outputs, options=dict(new_onnx.options),
@@ -137,11 +152,11 @@ def align_int8_engines(bundle: Bundle, dest: str | Path, *, inputs: np.ndarray |
                     f"are the ONNX model's ({onnx_e.id})",
             "previous": {k: ov_e.fidelity.get(k) for k in ("mean_cosine", "p5_cosine")},
             "agreement": _figures((ov_path, new_ov), {"onnx_int8": (onnx_path, new_onnx),
-                                                      "previous": int8[ov_e.id]}, sets, ref)})
+                                                      "previous": int8[ov_e.id]}, outputs, ref)})
         int8[onnx_e.id], int8[ov_e.id] = (onnx_path, new_onnx), (ov_path, new_ov)
         models = dict(doc.get("models") or {})
-        for path, entry in (int8[onnx_e.id], int8[ov_e.id]):
-            out = run_quiet(path, entry, x_golden)
+        for model in (int8[onnx_e.id], int8[ov_e.id]):
+            out, entry = outputs(model, "golden items"), model[1]
             models[entry.id] = {"outputs": encode_array(out),
                                 "tolerance": tolerance_for(entry, out, ref)}
         doc = {**doc, "models": models}
@@ -154,5 +169,5 @@ def align_int8_engines(bundle: Bundle, dest: str | Path, *, inputs: np.ndarray |
             bundle.manifest, files={}, created="",
             models=tuple({new_onnx.id: new_onnx, new_ov.id: new_ov}.get(e.id, e)
                          for e in bundle.manifest.models),
-            fidelity=_bundle_fidelity(bundle, int8, inputs, inputs_note))
+            fidelity=_bundle_fidelity(bundle, int8, outputs, note))
         return write_bundle(dest, manifest, files, overwrite=overwrite)

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from hai_edge.runtime.heads import verdict_codes  # re-exported: the gates' callers use it
+
 __all__ = [
     "DecisionThresholds",
     "auroc",
@@ -97,13 +99,6 @@ def _ci(stats: list[float]) -> list[float | None]:
         return [None, None]
     lo, hi = np.quantile(vals, [0.025, 0.975])
     return [round(float(lo), 4), round(float(hi), 4)]
-
-
-def verdict_codes(scores: np.ndarray, threshold: float, borderline: float = 0.0) -> np.ndarray:
-    """+1 (positive), -1 (negative) or 0 (borderline: within ``borderline`` of the threshold)
-    per score, as ``runtime.heads.verdict_for`` decides."""
-    s = np.asarray(scores, dtype=np.float64)
-    return np.where(s >= threshold + borderline, 1, np.where(s < threshold - borderline, -1, 0))
 
 
 def compare_decisions(reference: np.ndarray, candidate: np.ndarray, threshold: float, *,

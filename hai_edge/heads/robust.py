@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from hai_edge.errors import HaiEdgeError
+from hai_edge.evaluation.decisions import verdict_codes
 from hai_edge.heads.engine_rows import EngineRows
 from hai_edge.heads.probe_train import (
     CS,
@@ -140,8 +141,6 @@ def score_agreement(scores: Mapping[str, np.ndarray], threshold: float,
     """Worst pairwise disagreement between engines: max |score difference| and verdict flips
     (recordings that one engine calls positive and another negative; with a ``borderline``
     band, recordings only some engines call borderline are ``borderline_changes``)."""
-    from hai_edge.evaluation.decisions import verdict_codes
-
     names = list(scores)
     diffs = {f"{a}~{b}": float(np.max(np.abs(scores[a] - scores[b])))
              for a, b in itertools.combinations(names, 2)}
@@ -162,13 +161,22 @@ def _scaler(x: np.ndarray, shrinkage: float) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.where(scale > 0, scale, 1.0)
 
 
-def _noise_whitener(rows: EngineRows, ridge: float = 0.05) -> np.ndarray | None:
-    """``Σ^-1/2`` of the engine differences' covariance plus ``ridge`` x its mean variance."""
-    d = engine_differences(rows)
+def _noise_cov(d: np.ndarray, ridge: float) -> np.ndarray | None:
+    """Covariance of the engine differences ``d`` plus ``ridge`` x its mean variance; None when
+    there is nothing to estimate (fewer than two rows, or engines that agree exactly)."""
     if len(d) < 2:
         return None
     cov = np.cov(d, rowvar=False)
-    cov += ridge * np.trace(cov) / len(cov) * np.eye(len(cov))
+    if not np.isfinite(cov).all() or np.trace(cov) <= 0:
+        return None
+    return cov + ridge * np.trace(cov) / len(cov) * np.eye(len(cov))
+
+
+def _noise_whitener(rows: EngineRows, ridge: float = 0.05) -> np.ndarray | None:
+    """``Σ^-1/2`` of the engine differences' covariance plus ``ridge`` x its mean variance."""
+    cov = _noise_cov(engine_differences(rows), ridge)
+    if cov is None:
+        return None
     vals, vecs = np.linalg.eigh(cov)
     return (vecs / np.sqrt(vals)) @ vecs.T
 
@@ -176,15 +184,11 @@ def _noise_whitener(rows: EngineRows, ridge: float = 0.05) -> np.ndarray | None:
 def _snr_basis(rows: EngineRows, recipe: HeadRecipe, recs: np.ndarray) -> np.ndarray | None:
     """Directions by decreasing spread relative to the engine differences (columns), from the
     windows of ``recs`` only: ``Σ_total v = λ (Σ_noise + ridge I) v``, largest λ first."""
-    d = engine_differences(rows, recs)
-    if len(d) < 2:
+    noise = _noise_cov(engine_differences(rows, recs), recipe.noise_ridge)
+    if noise is None:
         return None
     x, _ = _training_windows(rows, recipe, recs)
     total = np.cov(x, rowvar=False)
-    noise = np.cov(d, rowvar=False)
-    if not np.isfinite(noise).all() or np.trace(noise) <= 0:  # engines agree exactly
-        return None
-    noise += recipe.noise_ridge * np.trace(noise) / len(noise) * np.eye(len(noise))
     inv_l = np.linalg.inv(np.linalg.cholesky(noise))
     _, vecs = np.linalg.eigh(inv_l @ total @ inv_l.T)
     return (inv_l.T @ vecs)[:, ::-1]
@@ -230,18 +234,21 @@ def _fit_plain(x: np.ndarray, y: np.ndarray, c: float) -> Any:
     return clf
 
 
+def _same_counts(rows: EngineRows) -> np.ndarray:
+    """Recordings for which every engine kept the same number of windows."""
+    n = len(rows.first.y)
+    counts = [np.bincount(r.rec, minlength=n) for r in rows.rows.values()]
+    return np.all([c == counts[0] for c in counts], axis=0)
+
+
 def same_windows(rows: EngineRows, min_cosine: float = 0.995) -> np.ndarray:
     """Recordings that every engine windowed alike: the same number of windows, each within
     ``min_cosine`` of the first engine's (the cough detector runs on each engine's embeddings,
     so a window near its threshold can go either way, and a head cannot undo that; the same
     window through two engines agrees at cosine >= 0.999)."""
     first = rows.first
-    n = len(first.y)
-    ok = np.ones(n, bool)
-    counts0 = np.bincount(first.rec, minlength=n)
+    ok = _same_counts(rows)
     for r in list(rows.rows.values())[1:]:
-        counts = np.bincount(r.rec, minlength=n)
-        ok &= counts == counts0
         a = np.isin(first.rec, np.flatnonzero(ok))
         b = np.isin(r.rec, np.flatnonzero(ok))
         xa, xb = first.x[a], r.x[b]
@@ -257,10 +264,9 @@ def engine_differences(rows: EngineRows, recs: np.ndarray | None = None) -> np.n
     ``recs``) where every engine produced the same number of windows: samples of the rounding
     noise, with its real (far from isotropic) covariance."""
     first = rows.first
-    n = len(first.y)
-    keep = np.ones(n, bool) if recs is None else np.isin(np.arange(n), recs)
-    counts = [np.bincount(r.rec, minlength=n) for r in rows.rows.values()]
-    same = keep & np.all([c == counts[0] for c in counts], axis=0)
+    same = _same_counts(rows)
+    if recs is not None:
+        same &= np.isin(np.arange(len(first.y)), recs)
     m0 = np.isin(first.rec, np.flatnonzero(same))
     out = [r.x[np.isin(r.rec, np.flatnonzero(same))] - first.x[m0]
            for r in list(rows.rows.values())[1:]]
@@ -326,13 +332,13 @@ def _diff_stat(rec: dict[str, np.ndarray], rows: np.ndarray, quantile: float) ->
 
 
 def _search(rows: EngineRows, recipe: HeadRecipe, folds: list[tuple[np.ndarray, np.ndarray]],
-            whiten: np.ndarray | None, sensitivity: float | None,
+            whiten: np.ndarray | None, same: np.ndarray, sensitivity: float | None,
             log: Callable[[str], None] | None) -> list[dict[str, Any]]:
-    """Grouped-CV AUROC and out-of-fold engine agreement of every (subspace size, C) tried."""
+    """Grouped-CV AUROC and out-of-fold engine agreement (on the recordings ``same``) of every
+    (subspace size, C) tried."""
     first = rows.first
     bases = ([_snr_basis(rows, recipe, tr) for tr, _ in folds] if recipe.noise_subspace
              else None)
-    same = same_windows(rows)  # a head cannot make engines agree on recordings they window apart
     if bases is not None and all(b is None for b in bases):  # no engine difference to avoid
         bases = None
     dims = [m for m in recipe.noise_subspace if m < first.x.shape[1]] if bases else []
@@ -369,7 +375,8 @@ def train_engine_head(rows: EngineRows, name: str, recipe: HeadRecipe = ROBUST, 
     first = rows.first
     folds = grouped_folds(first.y, first.groups, n_splits, seed)
     whiten = _noise_whitener(rows) if recipe.noise_whiten else None
-    tried = _search(rows, recipe, folds, whiten, sensitivity, log)
+    same = same_windows(rows)  # a head cannot make engines agree on recordings they window apart
+    tried = _search(rows, recipe, folds, whiten, same, sensitivity, log)
     ok = [t for t in tried if recipe.max_score_diff is None
           or t["oof_diff"] <= recipe.max_score_diff]
     noise_limited = not ok
@@ -402,7 +409,7 @@ def train_engine_head(rows: EngineRows, name: str, recipe: HeadRecipe = ROBUST, 
         "oof_engine_diff_q": {"quantile": recipe.diff_quantile,
                               "value": round(best["oof_diff"], 6)},
         "oof_agreement_rows": "recordings every engine windowed alike "
-                              f"({int(same_windows(rows).sum())} of {len(first.y)})",
+                              f"({int(same.sum())} of {len(first.y)})",
         "threshold_rule": f"sensitivity>={sensitivity:g}" if sensitivity is not None else "youden",
         "sensitivity_cv": round(se, 4), "specificity_cv": round(sp, 4),
         "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),

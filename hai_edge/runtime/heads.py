@@ -51,6 +51,7 @@ __all__ = [
     "load_head_entry",
     "load_head_file",
     "load_heads",
+    "verdict_codes",
     "verdict_for",
 ]
 
@@ -77,14 +78,22 @@ class Verdict(str, enum.Enum):
     BORDERLINE = "borderline"
 
 
+def verdict_codes(scores: Any, threshold: float, borderline: float = 0.0) -> np.ndarray:
+    """+1 (positive: at or above ``threshold + borderline``), -1 (negative: below ``threshold -
+    borderline``) or 0 (borderline) per score; ``borderline`` 0 is the plain ``score >=
+    threshold``. The one place the rule lives: ``verdict_for``, the decision gates and verify
+    (two verdicts flip when their codes' product is negative) all read it."""
+    s = np.asarray(scores, dtype=np.float64)
+    return np.where(s >= threshold + borderline, 1, np.where(s < threshold - borderline, -1, 0))
+
+
+_VERDICT_OF_CODE = {1: Verdict.POSITIVE, -1: Verdict.NEGATIVE, 0: Verdict.BORDERLINE}
+
+
 def verdict_for(score: float, threshold: float, borderline: float = 0.0) -> Verdict:
     """The verdict of ``score`` at ``threshold`` with a no-verdict band of half-width
     ``borderline`` (0: the plain ``score >= threshold``)."""
-    if score >= threshold + borderline:
-        return Verdict.POSITIVE
-    if score < threshold - borderline:
-        return Verdict.NEGATIVE
-    return Verdict.BORDERLINE
+    return _VERDICT_OF_CODE[int(verdict_codes(score, threshold, borderline))]
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:

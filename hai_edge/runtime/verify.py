@@ -261,9 +261,8 @@ def _head_diff(heads: list[tuple[Any, Mapping[str, Any]]], model_id: str, out: n
     (a moved score, or a definite verdict that turned into the other one although the expected
     score is clear of the threshold by more than the tolerance; a score that moves into or out
     of the head's borderline band is no flip)."""
-    from hai_edge.runtime.heads import Verdict
+    from hai_edge.runtime.heads import verdict_codes
 
-    definite = (Verdict.POSITIVE, Verdict.NEGATIVE)
     worst, tol_used, notes = None, None, []
     for head, sec in heads:
         expected = (sec.get("scores") or {}).get(model_id)
@@ -276,9 +275,8 @@ def _head_diff(heads: list[tuple[Any, Mapping[str, Any]]], model_id: str, out: n
         worst = diff if worst is None else max(worst, diff)
         tol_used = tol if tol_used is None else min(tol_used, tol)
         clear = np.abs(exp - head.threshold) > tol
-        pairs = [(head.verdict(float(g)), head.verdict(float(e))) for g, e in zip(got, exp)]
-        flipped = int(sum(bool(c) and a != b and a in definite and b in definite
-                          for c, (a, b) in zip(clear, pairs)))
+        codes = [verdict_codes(v, head.threshold, head.borderline) for v in (got, exp)]
+        flipped = int(np.sum(clear & (codes[0] * codes[1] < 0)))
         if diff > tol:
             notes.append(f"head {head.name}: score moved by {diff:.3g} (tol {tol:.3g})")
         if flipped:

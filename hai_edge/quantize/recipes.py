@@ -1,13 +1,14 @@
 """The retry ladder: quantize, gate on held-out data, and on failure try the next recipe.
 
 Rungs (``Recipe``): SHARED_ONNX (OpenVINO only, given an ONNX INT8 model: OpenVINO compiles it,
-so both engines share one quantization) -> DEFAULT (MinMax) -> PERCENTILE calibration -> KEEP_SENSITIVE: the k layers
-that add the most error are kept float, for each k of ``QuantConfig.sensitive_k``. Layers are
-ranked once, from the better calibrated model, by per-node output error against FP32 on
-calibration samples (``_graph.rank_sensitive_ops``). No new rung starts once a format's ladder
-has run for ``QuantConfig.ladder_budget_s`` (bounds export time). Every attempt is kept in a table
-that goes into the manifest. When no rung passes, ``GateError`` carries that table, unless the caller allows
-a degraded model, which is then recorded as an explicit override.
+so both engines share one quantization) -> DEFAULT (MinMax) -> PERCENTILE calibration ->
+KEEP_SENSITIVE: the k layers that add the most error are kept float, for each k of
+``QuantConfig.sensitive_k``. Layers are ranked once, from the better calibrated model, by
+per-node output error against FP32 on calibration samples (``_graph.rank_sensitive_ops``). No new
+rung starts once a format's ladder has run for ``QuantConfig.ladder_budget_s`` (bounds export
+time). Every attempt is kept in a table that goes into the manifest. When no rung passes,
+``GateError`` carries that table, unless the caller allows a degraded model, which is then
+recorded as an explicit override.
 """
 
 from __future__ import annotations

@@ -2,11 +2,14 @@
 
 Timing the front end and a model at different moments lets a load spike on a shared machine land
 on either side, so their comparison flips from run to run. Here both are timed in one loop of
-blocks: each block times ``calls`` front-end calls on one recording's stacked windows, then
+blocks: each block times ``calls`` front-end calls on one recording's stacked windows (with their
+grid positions, as ``prepare_audio`` passes them: overlapping windows share frames), then
 ``calls`` runs of each INT8 model on the resulting inputs fed as the runtime feeds them
 (``Embedder.embed_inputs``: one engine call per ``batch_size`` windows), alternating which side
 goes first from block to block. Per block and per window: front end ms, model ms and their
-ratio; the report gives medians over the blocks and the ratio's spread. numpy's BLAS runs on
+ratio; the report gives medians over the blocks and the ratio's spread. A third side times
+numpy's float64 ``rfft`` alone on as many frames as the front end transforms: the floor under
+the front end, as long as it stays in numpy and keeps its precision. numpy's BLAS runs on
 one thread (``one_blas_thread``, as the runtime runs the front end) and each engine on one
 intra-op thread.
 """
@@ -55,6 +58,10 @@ def interleaved(bundle, blocks: int = 20, calls: int = 25, n_windows: int = 8) -
 
     spec = bundle.manifest.preprocessing
     x = recording_windows(spec, n_windows)
+    grid = list(range(n_windows))
+    shared = n_windows * spec.n_frames - _frames_computed(spec, n_windows)
+    fft_in = np.zeros((n_windows * spec.n_frames - shared, spec.n_fft))
+    fft_out = np.empty((fft_in.shape[0], spec.n_fft // 2 + 1), np.complex128)
     ids = [m.id for m in bundle.manifest.models if m.precision.value == "int8"]
     embedders = {}
     for mid in ids:
@@ -63,11 +70,13 @@ def interleaved(bundle, blocks: int = 20, calls: int = 25, n_windows: int = 8) -
         except Exception as exc:  # an engine that is not installed: leave that model out
             print(f"[audio] {mid}: not timed ({type(exc).__name__}: {exc})", flush=True)
     fe_times: list[float] = []
+    fft_times: list[float] = []
     model_times: dict[str, list[float]] = {mid: [] for mid in embedders}
     try:
         with one_blas_thread():
-            feats = window_features(x, spec)
-            steps = [("frontend", lambda: window_features(x, spec))]
+            feats = window_features(x, spec, grid=grid)
+            steps = [("frontend", lambda: window_features(x, spec, grid=grid)),
+                     ("fft", lambda: np.fft.rfft(fft_in, axis=-1, out=fft_out))]
             for mid, emb in embedders.items():
                 emb.embed_inputs(feats)  # warm-up: the engine's first run allocates
                 steps.append((mid, lambda emb=emb: emb.embed_inputs(feats)))
@@ -77,7 +86,8 @@ def interleaved(bundle, blocks: int = 20, calls: int = 25, n_windows: int = 8) -
             for block in range(blocks):
                 for name, fn in (steps if block % 2 == 0 else steps[::-1]):
                     ms = _block_ms(fn, calls, n_windows)
-                    (fe_times if name == "frontend" else model_times[name]).append(ms)
+                    {"frontend": fe_times, "fft": fft_times}.get(name, model_times.get(name)
+                                                                  ).append(ms)
     finally:
         engines = {mid: emb.backend_name for mid, emb in embedders.items()}
         for emb in embedders.values():
@@ -86,15 +96,30 @@ def interleaved(bundle, blocks: int = 20, calls: int = 25, n_windows: int = 8) -
                     "ratio": _spread([f / m for f, m in zip(fe_times, t)])}
               for mid, t in model_times.items()}
     return {"blocks": blocks, "calls_per_block": calls, "windows_per_call": n_windows,
-            "frontend_ms": _spread(fe_times), "models": models}
+            "frames_per_call": fft_in.shape[0], "frames_shared_per_call": shared,
+            "frontend_ms": _spread(fe_times), "fft_ms": _spread(fft_times),
+            "fft_share_of_frontend": _spread([f / t for f, t in zip(fft_times, fe_times)]),
+            "models": models}
+
+
+def _frames_computed(spec, n_windows: int) -> int:  # noqa: ANN001
+    """Frames the front end transforms for ``n_windows`` consecutive windows of a recording: a
+    window after its grid neighbour reuses the frames wholly inside both (``window_features``)."""
+    step, rem = divmod(spec.hop_samples, spec.hop_length)
+    inside = min(spec.n_frames, (spec.window_samples - spec.win_length) // spec.hop_length + 1)
+    shared = max(0, inside - step) if not rem and spec.clip_normalization.value == "none" else 0
+    return n_windows * spec.n_frames - (n_windows - 1) * shared
 
 
 def report(res: dict) -> list[str]:
     """Lines for the console: front end, each model, ratio per block."""
-    fe = res["frontend_ms"]
+    fe, fft, share = res["frontend_ms"], res["fft_ms"], res["fft_share_of_frontend"]
     lines = [f"[audio] interleaved on 1 thread ({res['blocks']} blocks x {res['calls_per_block']} "
-             f"calls, {res['windows_per_call']} windows per call), ms per 2 s window, median "
-             f"[p25-p75]: numpy front end {fe['median']:.3f} [{fe['p25']:.3f}-{fe['p75']:.3f}]"]
+             f"calls, {res['windows_per_call']} windows per call, {res['frames_per_call']} frames "
+             f"transformed, {res['frames_shared_per_call']} shared), ms per 2 s window, median "
+             f"[p25-p75]: numpy front end {fe['median']:.3f} [{fe['p25']:.3f}-{fe['p75']:.3f}]; "
+             f"of which numpy's float64 rfft alone {fft['median']:.3f} "
+             f"[{fft['p25']:.3f}-{fft['p75']:.3f}] ({share['median']:.0%} of the front end)"]
     for mid, m in res["models"].items():
         ms, r = m["ms"], m["ratio"]
         lines.append(f"[audio]   {mid} ({m['engine']}): model {ms['median']:.3f} "

@@ -17,13 +17,14 @@ students; ``--standins`` uses the untrained stand-ins of ``benchmarks/export_tim
 on the fastest installed engine at 1 thread, measured in a fresh process by the benchmark
 harness (one item per run): the model-only ratio. The audio student's log-mel front end and its
 INT8 models are also timed *interleaved* in one loop of blocks on 1 thread, a recording's 8
-windows per call as ``prepare_audio`` stacks them and the runtime feeds them
-(``benchmarks/_audio_interleave.py``): front end and model ms per window, their ratio per block
-(median and spread), so a load spike cannot favour one side. The other numpy front ends are
-timed on their own, on 1 thread: the photo student's (resize + normalise of a 640 x 480 photo to
-its input size) and the teachers' (HeAR: 128-band PCEN of the window; Derm Foundation: the same
-photo to 448 px). End to end = teacher model + its front end vs student front end + model (audio:
-the interleaved medians, fastest INT8 model).
+windows per call as ``prepare_audio`` stacks them (with their grid positions: overlapping
+windows share frames) and the runtime feeds them (``benchmarks/_audio_interleave.py``): front
+end and model ms per window, their ratio per block (median and spread), so a load spike cannot
+favour one side, and numpy's float64 FFT alone on the same frames (the front end's floor). The
+other numpy front ends are timed on their own, on 1 thread: the photo student's (resize +
+normalise of a 640 x 480 photo to its input size) and the teachers' (HeAR: 128-band PCEN of the
+window; Derm Foundation: the same photo to 448 px). End to end = teacher model + its front end
+vs student front end + model (audio: the interleaved medians, fastest INT8 model).
 """
 
 from __future__ import annotations

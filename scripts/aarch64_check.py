@@ -1,28 +1,21 @@
 #!/usr/bin/env python3
 """Run hai-edge's run side on emulated aarch64 and compare it with this x86_64 machine (issue #19).
 
-Why: clinic hardware is often ARM (Raspberry Pi 5 / 4), yet every other test runs on x86. This
-check builds an emulated aarch64 userland in a temporary directory (nothing is cached outside it):
-
-1. ``debootstrap --foreign`` (first stage only) of Debian bookworm arm64, every downloaded .deb
-   unpacked with ``dpkg-deb -x`` (Python 3.11, glibc 2.36: the userland of Raspberry Pi OS);
-2. aarch64 wheels via ``pip download --platform`` pinned to the versions installed here, so both
-   sides run the same engine versions, unpacked with ``pip install --target``; the project's
-   ``hai_edge`` package (built-in bundles included) is copied next to them;
-3. ``qemu-aarch64-static -cpu CPU -L ROOTFS ROOTFS/usr/bin/python3.11`` (qemu user mode, invoked
-   explicitly: no binfmt_misc, no chroot) for CPU = cortex-a76 (Pi 5) and cortex-a72 (Pi 4, no
-   dotprod), with an ARM ``/proc/cpuinfo`` inside each rootfs (onnxruntime's cpuinfo parser
-   segfaults on the x86 one that qemu passes through).
-
-On both sides and for every engine, the same driver (this file, ``--driver``) runs
-``hai-edge verify BUNDLE -e ENGINE --json`` on every built-in bundle, checks that every ARM device
-profile refuses an engine it excludes (exit 2, one line), and embeds a fixed set of generated
-audio files and photos plus two demo files; the host then compares the embeddings per engine
-(max abs diff, cosine). Exit 0 when onnxruntime and LiteRT verify every bundle on every emulated
-CPU, and OpenVINO either verifies too or is refused by every ARM profile (exit 2, one line).
-
-Needs root only to install qemu-user-static + debootstrap when they are missing (``.ci/run``
-installs them), network to PyPI and the Debian mirror apt uses, ~1 GB of disk.
+Why: clinic hardware is often ARM (Raspberry Pi 5 / 4); every other test runs on x86. In a temp
+directory (nothing cached outside it): 1. ``debootstrap --foreign`` (first stage only) of Debian
+   bookworm arm64, each .deb unpacked by ``dpkg-deb -x`` (Python 3.11, glibc 2.36: Pi OS's);
+2. aarch64 wheels via ``pip download --platform``, pinned to the versions installed here (same
+   engine versions on both sides), unpacked with ``pip install --target``, ``hai_edge`` beside;
+3. ``qemu-aarch64-static -cpu CPU -L ROOTFS ROOTFS/usr/bin/python3.11`` (user mode, no binfmt_misc,
+   no chroot) for CPU = cortex-a76 (Pi 5) and cortex-a72 (Pi 4, no dotprod), with an ARM
+   ``/proc/cpuinfo`` in each rootfs (onnxruntime's cpuinfo parser segfaults on the x86 one).
+On both sides and for every engine, the same driver (this file, ``--driver``) runs ``hai-edge
+verify BUNDLE -e ENGINE --json`` on every built-in bundle, checks that every ARM device profile
+refuses an engine it excludes (exit 2, one line), and embeds generated audio files and photos plus
+two demo files; the host compares the embeddings per engine (max abs diff, cosine). Exit 0 when
+onnxruntime and LiteRT verify every bundle on every emulated CPU, and OpenVINO verifies too or is
+refused by every ARM profile (exit 2, one line). Needs root only to install qemu-user-static +
+debootstrap if missing (``.ci/run`` does), network to PyPI and Debian, ~1 GB of disk.
 Usage: python scripts/aarch64_check.py [--json OUT] [--markdown OUT] [--workdir DIR --keep]
 """
 

@@ -7,9 +7,7 @@ the real ones.
 
 from __future__ import annotations
 
-import csv
 import json
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -29,18 +27,15 @@ from hai_edge.distill.data import load_media, row_media  # noqa: E402
 from hai_edge.distill.store import EmbeddingStore  # noqa: E402
 from hai_edge.distill.students import BlockSpec, StudentPreset  # noqa: E402
 from hai_edge.distill.teacher_embed import embed_corpus  # noqa: E402
-from hai_edge.teachers import TeacherInfo  # noqa: E402
-from hai_edge.runtime.frontends import (  # noqa: E402
-    AudioFrontendSpec,
-    ImageFrontendSpec,
-    prepare_audio,
-    prepare_image,
-    window_features,
+from hai_edge.runtime.frontends import AudioFrontendSpec, prepare_audio  # noqa: E402
+from tests._distill_fixtures import (  # noqa: E402
+    AUDIO_SPEC,
+    IMAGE_SPEC,
+    SR,
+    ConvTeacher,
+    audio_corpus,
+    image_corpus,
 )
-
-SR = 16000
-AUDIO_SPEC = AudioFrontendSpec(sample_rate=SR, window_s=1.0, hop_s=0.9, n_mels=32)
-IMAGE_SPEC = ImageFrontendSpec(height=32, width=32)
 
 TINY = {
     "t-audio": StudentPreset(
@@ -53,89 +48,6 @@ TINY = {
         blocks=(BlockSpec(2, 16, 1, 2), BlockSpec(2, 24, 1, 2)), last=32, dim=24, relu6=True,
         frontend=IMAGE_SPEC, description="test"),
 }
-
-
-class ConvTeacher:
-    """A fixed random conv net on the front end's output: conv -> ReLU -> GAP -> linear."""
-
-    def __init__(self, modality: str, dim: int) -> None:
-        self.modality = modality
-        if modality == "audio":
-            self.info = TeacherInfo(id="fake:conv-audio", modality="audio", embedding_dim=dim,
-                                    licence="test-only", sample_rate=SR, window_samples=SR)
-        else:
-            self.info = TeacherInfo(id="fake:conv-image", modality="image", embedding_dim=dim,
-                                    licence="test-only", image_size=32)
-        g = torch.Generator().manual_seed(3)
-        cin = 1 if modality == "audio" else 3
-        self.conv = torch.randn(16, cin, 5, 5, generator=g) * 0.3
-        self.lin = torch.randn(16, dim, generator=g)
-        self.offset = torch.zeros(dim)
-
-    def centre_on(self, batch: Sequence[np.ndarray]) -> ConvTeacher:
-        """Fix the output offset so these inputs embed around a small common direction (with the
-        raw ReLU features every embedding would point the same way and plain cosine would say
-        nothing)."""
-        mean = self.embed(batch).mean(axis=0)
-        self.offset = torch.from_numpy(0.3 * np.abs(mean) - mean)
-        return self
-
-    def embed(self, batch: Sequence[np.ndarray]) -> np.ndarray:
-        if self.modality == "audio":
-            x = window_features(np.stack(batch), AUDIO_SPEC)
-            x = (x + 6.0) / 4.0
-        else:
-            x = np.stack([prepare_image(b, IMAGE_SPEC) for b in batch])
-        h = torch.relu(torch.nn.functional.conv2d(torch.from_numpy(x), self.conv, stride=2))
-        return (h.mean(dim=(2, 3)) @ self.lin + self.offset).numpy().astype(np.float32)
-
-    def close(self) -> None:
-        pass
-
-
-def _write_csv(path: Path, rows: list[dict]) -> Path:
-    with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    return path
-
-
-def _audio_corpus(root: Path) -> Path:
-    import soundfile as sf
-
-    rng = np.random.default_rng(0)
-    root.mkdir(parents=True)
-    rows = []
-    for i in range(16):
-        t = np.arange(int(rng.uniform(1.5, 4.0) * SR)) / SR
-        f0 = rng.uniform(200, 3000)
-        envelope = 0.6 + 0.4 * np.sin(2 * np.pi * rng.uniform(1, 5) * t)
-        x = 0.3 * np.sin(2 * np.pi * f0 * t) * envelope
-        x += rng.uniform(0.002, 0.05) * rng.standard_normal(t.size)
-        sf.write(root / f"a{i:02d}.wav", x.astype(np.float32), SR)
-        rows.append({"path": f"a{i:02d}.wav", "subject_id": f"s{i // 2}",
-                     "label": str(int(f0 > 1500)), "sex": "MF"[i % 2], "age": str(20 + 4 * i)})
-    return _write_csv(root / "meta.csv", rows)
-
-
-def _image_corpus(root: Path) -> Path:
-    from PIL import Image
-
-    rng = np.random.default_rng(1)
-    root.mkdir(parents=True)
-    rows = []
-    for i in range(16):
-        h, w = (int(v) for v in rng.integers(40, 80, size=2))
-        yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
-        colour = rng.uniform(0, 255, 3)
-        freq = rng.uniform(2, 14)
-        pattern = 0.5 + 0.5 * np.sin(freq * xx + rng.uniform(0, 6)) * np.cos(freq * yy)
-        img = colour * pattern[..., None] + rng.normal(0, 8, (h, w, 3))
-        Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(root / f"p{i:02d}.png")
-        rows.append({"path": f"p{i:02d}.png", "patient_id": f"p{i // 2}",
-                     "diagnostic": ["BCC", "NEV", "MEL", "SEK"][i % 4], "sex": "MF"[i % 2]})
-    return _write_csv(root / "meta.csv", rows)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -156,7 +68,7 @@ def _no_epoch_hook():
 @pytest.fixture(scope="module")
 def audio_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, ConvTeacher]:
     root = tmp_path_factory.mktemp("audio")
-    csv_path = _audio_corpus(root / "data")
+    csv_path = audio_corpus(root / "data")
     items = load_corpus(csv_path, "audio")
     windows = [w.samples for it in items for w in prepare_audio(*_decode(it.path), AUDIO_SPEC,
                                                                  "x")[0]]
@@ -170,7 +82,7 @@ def image_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Co
     from PIL import Image
 
     root = tmp_path_factory.mktemp("image")
-    csv_path = _image_corpus(root / "data")
+    csv_path = image_corpus(root / "data")
     items = load_corpus(csv_path, "image")
     photos = [np.asarray(Image.open(it.path).convert("RGB")) for it in items]
     teacher = ConvTeacher("image", 24).centre_on(photos)

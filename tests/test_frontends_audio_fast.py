@@ -145,7 +145,8 @@ def test_threads_get_their_own_buffers() -> None:
 
 def test_a_recordings_windows_match_one_at_a_time_and_previous() -> None:
     """``prepare_audio``'s stack of overlapping windows (every 1.8 s, one skipped as silent, the
-    last padded) gives the features of each window alone and of the previous implementation."""
+    last padded; frames shared between grid neighbours) gives the features of each window alone,
+    to float32 rounding of the mel product, and of the previous implementation."""
     from hai_edge.runtime.frontends import prepare_audio
 
     rng = np.random.default_rng(4)
@@ -158,5 +159,52 @@ def test_a_recordings_windows_match_one_at_a_time_and_previous() -> None:
     assert len(windows) >= 7 and any(b.index - a.index > 1 for a, b in zip(windows, windows[1:]))
     x = np.stack([w.samples for w in windows])
     for i in range(len(x)):
-        np.testing.assert_array_equal(window_features(x[i], STUDENT)[0], got[i])
+        np.testing.assert_allclose(window_features(x[i], STUDENT)[0], got[i], rtol=0, atol=1e-6)
     assert float(np.max(np.abs(got - previous_window_features(x, STUDENT)))) <= ATOL
+
+
+def test_grid_neighbours_take_the_frames_they_share_from_each_other() -> None:
+    """At a 2 s window and 1.8 s hop, frames 0-17 of a window are frames 180-197 of the window
+    before it on the grid: with ``grid`` they are copied, not recomputed (shown by windows that
+    do *not* overlap in content), and only between grid neighbours."""
+    rng = np.random.default_rng(5)
+    x = (0.1 * rng.standard_normal((4, STUDENT.window_samples))).astype(np.float32)
+    alone = window_features(x, STUDENT)
+    shared = window_features(x, STUDENT, grid=[0, 1, 3, 4])
+    np.testing.assert_array_equal(shared[0], alone[0])
+    np.testing.assert_array_equal(shared[2], alone[2])  # not a neighbour of grid position 1
+    for b in (1, 3):
+        np.testing.assert_array_equal(shared[b, 0, :, :18], shared[b - 1, 0, :, 180:198])
+        np.testing.assert_allclose(shared[b, 0, :, 18:], alone[b, 0, :, 18:], rtol=0, atol=1e-6)
+        assert float(np.max(np.abs(shared[b, 0, :, :18] - alone[b, 0, :, :18]))) > 0.1
+
+
+@pytest.mark.parametrize("name", ["student", "teacher_pcen", "odd_hop"])
+def test_shared_frames_give_the_recordings_features(name: str) -> None:
+    """Windows cut from one recording: with their grid, the features equal those computed one
+    window at a time (log-mel and PCEN; a hop that is not a whole number of frames shares
+    nothing and stays exact)."""
+    from hai_edge.runtime.frontends import split_windows
+
+    spec = SPECS[name]
+    sr = spec.sample_rate
+    rec = np.concatenate(list(realistic_windows(2 * spec.window_samples, sr, 6).values()))
+    windows = split_windows(rec.astype(np.float32), spec, "rec")
+    x = np.stack([w.samples for w in windows])
+    grid = [w.index for w in windows]
+    got = window_features(x, spec, grid=grid)
+    want = np.stack([window_features(w, spec)[0] for w in x])
+    assert float(np.max(np.abs(got - want))) <= 1e-6
+    if name == "odd_hop":
+        np.testing.assert_array_equal(got, want)
+
+
+def test_grid_must_match_the_windows_and_clip_normalisation_shares_nothing() -> None:
+    x = np.zeros((3, STUDENT.window_samples), np.float32)
+    x[:, ::7] = 0.3
+    with pytest.raises(ValueError, match="grid has 2 positions for 3 windows"):
+        window_features(x, STUDENT, grid=[0, 1])
+    peak = dataclasses.replace(STUDENT, clip_normalization=ClipNormalization.PEAK)
+    x[1, :3200] = 0.9  # window 1 differs where it would overlap window 0
+    np.testing.assert_array_equal(window_features(x, peak, grid=[0, 1, 2]),
+                                  window_features(x, peak))

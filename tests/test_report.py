@@ -29,7 +29,8 @@ from hai_edge.corpus import load_corpus  # noqa: E402
 from hai_edge.distill.store import EmbeddingStore  # noqa: E402
 from hai_edge.distill.teacher_embed import embed_corpus  # noqa: E402
 
-from .test_distill import TINY, ConvTeacher, _write_csv  # noqa: E402
+from ._distill_fixtures import ConvTeacher, write_csv  # noqa: E402
+from .test_distill import TINY  # noqa: E402
 
 SECTION_IDS = ("summary", "provenance", "fidelity", "probe", "label-efficiency", "subgroups",
                "speed", "method")
@@ -56,7 +57,7 @@ def _corpus(root: Path, n: int = 60) -> tuple[Path, Path]:
         rows.append({"path": f"p{i:02d}.png", "patient_id": f"P{i // 2}"})
         labels.append({"image_name": f"p{i:02d}.png", "diagnosis": "MEL" if red else "NEV",
                        "sex": "FM"[(i // 2) % 2], "age": str(20 + (i * 7) % 60)})
-    return _write_csv(root / "corpus.csv", rows), _write_csv(root / "labels.csv", labels)
+    return write_csv(root / "corpus.csv", rows), write_csv(root / "labels.csv", labels)
 
 
 def _with_head(src: Path, dest: Path, run: Path, store: Path, labels: Path) -> Path:

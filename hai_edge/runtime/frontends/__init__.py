@@ -1,8 +1,9 @@
 """Preprocessing front ends: raw decoded media -> model input tensors, in numpy only.
 
-The single place preprocessing lives. Specs (``_spec``) say *what* to compute and travel in the
-bundle manifest; ``_resample``, ``_audio`` and ``_image`` say *how*, with numpy and the standard
-library only, so the export side, calibration, every runtime and the JavaScript port agree.
+The single place preprocessing lives. Specs (``hai_edge.bundle.frontend``) say *what* to compute
+and travel in the bundle manifest; ``_resample``, ``_audio`` (with ``_spectrogram``) and
+``_image`` say *how*, with numpy and the standard library only, so the export side,
+calibration, every runtime and the JavaScript port agree.
 """
 
 from __future__ import annotations

@@ -77,6 +77,20 @@ def test_demo_says_where_it_writes_and_what_it_reuses(tmp_path: Path) -> None:
     assert not (tmp_path / "audio").exists() and other.read_text() == "keep"
 
 
+def test_demo_cli_passes_its_options(monkeypatch) -> None:
+    """``hai-edge demo --fresh`` (as the README says) reaches the pipeline, as do the others."""
+    from hai_edge.cli import main
+    from hai_edge.demo import pipeline as demo
+
+    calls: list[tuple] = []
+    monkeypatch.setattr(demo, "run_demo", lambda out, **kw: calls.append((out, kw)) or [])
+    assert main(["demo", "--quick", "--fresh", "--only", "audio", "-o", "work"]) == 0
+    assert main(["demo"]) == 0
+    (out, kw), (_, plain) = calls
+    assert out == "work" and kw["fresh"] and kw["quick"] and kw["modalities"] == ("audio",)
+    assert not plain["fresh"] and not plain["quick"] and plain["modalities"] == ("audio", "image")
+
+
 def test_demo_speed_figure_compares_like_with_like() -> None:
     from hai_edge.demo import pipeline as demo
 

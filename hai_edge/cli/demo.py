@@ -13,7 +13,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     modalities = ("audio", "image") if args.only is None else (args.only,)
     teachers = {k: v for k, v in (("audio", args.teacher_audio), ("image", args.teacher_image)) if v}
     run_demo(args.output, quick=args.quick, modalities=modalities, teachers=teachers,
-             allow_degraded=args.allow_degraded, from_scratch=args.from_scratch)
+             allow_degraded=args.allow_degraded, from_scratch=args.from_scratch,
+             fresh=args.fresh)
     return 0
 
 
@@ -22,10 +23,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "demo",
         help="run the whole pipeline offline on the bundled samples (demo, not for clinical use)",
         description="reference teacher -> distillation -> INT8 export to ONNX/OpenVINO/TFLite with "
-                    "gates -> benchmark -> embeddings on every engine. Needs hai-edge[export].",
+                    "gates -> benchmark -> embeddings on every engine. Needs hai-edge[demo] "
+                    "(hai-edge[export] adds the TFLite format). Earlier results in the work "
+                    "directory are reused when their inputs are unchanged.",
     )
     p.add_argument("-o", "--output", default="hai-edge-demo", help="work directory (default: %(default)s)")
     p.add_argument("--quick", action="store_true", help="fewer epochs and benchmark runs (smoke test)")
+    p.add_argument("--fresh", action="store_true",
+                   help="remove this demo's earlier results first and redo everything (only its "
+                        "own folders in the work directory)")
     p.add_argument("--only", choices=("audio", "image"), help="run one modality")
     p.add_argument("--allow-degraded", action="store_true",
                    help="keep INT8 models that miss a fidelity gate (recorded in the manifest)")

@@ -71,7 +71,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     rep = make_report(args.source, run=args.run, bundle=args.bundle, options=opts,
                       labels_csv=args.data, id_col=args.id_col, group_col=args.group,
                       benchmarks=args.benchmark or (), threads=args.threads, command=command,
-                      say=say)
+                      say=say, stress=args.stress or ())
     html_path, json_path = write_report(rep, args.output, args.json)
     print(f"wrote {html_path} and {json_path}")
     for h in rep.get("headline") or []:
@@ -84,10 +84,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def register(subparsers: Any) -> None:
     r = subparsers.add_parser(
         "report", help="one self-contained HTML evaluation report (+ JSON): fidelity, probe "
-                       "AUROC with CIs, label efficiency, subgroups, speed",
+                       "AUROC with CIs, label efficiency, subgroups, robustness, speed",
         usage="hai-edge report RUN_DIR|BUNDLE [--run RUN_DIR] [--bundle BUNDLE] "
               "[--data labels.csv --label COL --positive V,..] [--benchmark bench.json] "
-              "-o report.html")
+              "[--stress stress.json] -o report.html")
     r.add_argument("source", nargs="?", metavar="RUN_DIR|BUNDLE",
                    help="a `hai-edge distill` run directory or a bundle (directory or built-in "
                         "name); a bundle finds its run through provenance.run_dir")
@@ -110,6 +110,9 @@ def register(subparsers: Any) -> None:
     r.add_argument("--benchmark", action="append", metavar="JSON",
                    help="`hai-edge benchmark --json` output or benchmarks/teacher_vs_student.py "
                         "JSON (repeatable)")
+    r.add_argument("--stress", action="append", metavar="JSON",
+                   help="`hai-edge stress -o stress.json` output: adds the robustness section "
+                        "(repeatable, e.g. one per bundle)")
     r.add_argument("--label-sizes", default="8,16,32,64,128,all",
                    help="training-label counts of the label-efficiency curve (default "
                         "%(default)s)")

@@ -1,6 +1,6 @@
 """``hai-edge report``: one self-contained HTML page (+ JSON) on whether a distilled, INT8
 student keeps its teacher's promise: fidelity, downstream probe AUROC with grouped-bootstrap CIs,
-label efficiency, subgroups, speed and size.
+label efficiency, subgroups, robustness under shifts (from ``hai-edge stress``), speed and size.
 
 Modules: ``_collect`` (run, bundle, held-out embeddings), ``_stats`` (statistics), ``_build``
 (the numbers, as one JSON-able dict), ``_plots`` (inline SVG), ``_headline`` (the key figures),
@@ -26,19 +26,26 @@ def make_report(target: str | None = None, *, run: str | None = None, bundle: st
                 options: ReportOptions = ReportOptions(), labels_csv: str | None = None,
                 id_col: str | None = None, group_col: str | None = None,
                 benchmarks: Sequence[str] = (), threads: int | None = 1, command: str = "",
-                say: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
-    """Collect and compute every number of the report (the dict written as report.json)."""
+                say: Callable[[str], None] = lambda _m: None,
+                stress: Sequence[str] = ()) -> dict[str, Any]:
+    """Collect and compute every number of the report (the dict written as report.json).
+    ``stress``: ``hai-edge stress`` JSON files, shown as the "Robustness under shifts" section."""
     from hai_edge.report._build import build_report_data
     from hai_edge.report._collect import collect, load_benchmarks, resolve_sources
     from hai_edge.report._headline import headline
 
+    from hai_edge.report._robustness import load_stress
+
     benches, replica = load_benchmarks(benchmarks)
+    robustness = load_stress(stress)  # before the slow part: a bad file fails at once
     run_dir, b = resolve_sources(target, run, bundle)
     data = collect(run_dir, b, label_path=labels_csv, id_col=id_col, group_col=group_col,
                    threads=threads, say=say)
     _check_columns(data, options)
     rep = build_report_data(data, options, benches=benches, replica=replica, command=command,
                             say=say)
+    if robustness:
+        rep["robustness"] = robustness
     rep["headline"] = headline(rep)
     return rep
 

@@ -12,6 +12,7 @@ from hai_edge.report._format import embedder_labels as _labels
 from hai_edge.report._format import esc as _e
 from hai_edge.report._format import num as _f
 from hai_edge.report._decisions import head_decisions_html
+from hai_edge.report._robustness import robustness_html
 from hai_edge.report._headline import headline
 
 __all__ = ["SECTIONS", "headline", "render_html"]
@@ -19,7 +20,8 @@ __all__ = ["SECTIONS", "headline", "render_html"]
 SECTIONS = (("summary", "Summary"), ("provenance", "Provenance"), ("fidelity", "Fidelity"),
             ("probe", "Downstream probe"), ("decisions", "Head decisions"),
             ("label-efficiency", "Label efficiency"),
-            ("subgroups", "Subgroups"), ("speed", "Speed and size"), ("method", "Method"))
+            ("subgroups", "Subgroups"), ("robustness", "Robustness under shifts"),
+            ("speed", "Speed and size"), ("method", "Method"))
 
 _CSS = """
 :root{--fg:#1a1a1a;--muted:#555;--line:#d0d0d0;--hl:#D55E00;--bg:#fff;--soft:#f5f5f2}
@@ -405,12 +407,14 @@ def render_html(rep: Mapping[str, Any], figs: Mapping[str, str]) -> str:
     sub = (f"Teacher {_e(t.get('id', '?'))} → student {_e(s.get('preset', '?'))}"
            + (f" · bundle {_e(b.get('name'))}" if b else "")
            + f" · {_e(rep.get('modality'))}")
-    nav = "".join(f'<a href="#{sid}">{_e(name)}</a>' for sid, name in SECTIONS)
+    nav = "".join(f'<a href="#{sid}">{_e(name)}</a>' for sid, name in SECTIONS
+                  if sid != "robustness" or rep.get("robustness"))
     body = "".join((
         f"<header><h1>{_e(rep.get('title'))}</h1><p class=\"sub\">{sub}</p>{warn}"
         f"<nav>{nav}</nav></header>",
         _summary(rep, figs), _provenance(rep), _fidelity(rep, figs), _probe(rep, figs),
-        head_decisions_html(rep), _label_eff(rep, figs), _subgroups(rep, figs), _speed(rep, figs), _method(rep)))
+        head_decisions_html(rep), _label_eff(rep, figs), _subgroups(rep, figs),
+        robustness_html(rep, figs), _speed(rep, figs), _method(rep)))
     csp = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f'<meta http-equiv="Content-Security-Policy" content="{csp}">'

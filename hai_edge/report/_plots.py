@@ -373,7 +373,9 @@ def render_all(rep: Mapping[str, Any]) -> dict[str, str]:
     """Figure key -> inline SVG text, for every figure the report's data supports."""
     cv = _Canvas()
     out: dict[str, str] = {}
+    from hai_edge.report._robustness import robustness_figs  # it draws with scorer_style
+
     with cv._mpl.rc_context(_RC):
-        for make in _FIGS:
+        for make in (*_FIGS, robustness_figs):
             out.update(make(cv, rep))
     return out

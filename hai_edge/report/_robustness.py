@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hai_edge.errors import HaiEdgeError
+from hai_edge.report._format import ci_text
 from hai_edge.report._format import esc as _e
 
 __all__ = ["load_stress", "robustness_figs", "robustness_html"]
@@ -47,12 +48,9 @@ def _levels(doc: Mapping[str, Any]) -> dict[tuple[str, int], str]:
 
 
 def _ci(ci: Mapping[str, Any] | None, signed: bool = False) -> str:
-    if not ci or ci.get("value") is None:
-        return "–"
-    fmt = "{:+.3f}" if signed else "{:.3f}"
-    lo, hi = ci.get("ci_low"), ci.get("ci_high")
-    band = f" [{fmt.format(lo)}, {fmt.format(hi)}]" if lo is not None and hi is not None else ""
-    return _e(fmt.format(ci["value"]) + band)
+    """``0.912 [0.850, 0.960]``; ``signed`` puts ``+`` before a non-negative value (a drop)."""
+    text = ci_text(ci or {}, "value")
+    return _e("+" + text if signed and ci and (ci.get("value") or 0) >= 0 else text)
 
 
 def _series(points: Sequence[tuple[int, Mapping[str, Any] | None]]

@@ -227,6 +227,11 @@ def test_ladder_climbs_to_keep_sensitive_layers_float(monkeypatch: pytest.Monkey
     chosen = res.attempts[res.chosen]
     assert chosen.float_layers == ("conv2",) and not res.degraded
     assert res.table()[2]["float_layers"] == ["conv2"] and res.table()[0]["mean_cosine"] < 0.99
+    # the chosen rung's held-out outputs come back, so the export need not run the model again
+    rng = np.random.default_rng(3)
+    ref, ortho = rng.standard_normal((12, 32)), rng.standard_normal((12, 32))
+    np.testing.assert_array_equal(res.heldout_outputs,
+                                  ref + res.artifact.options["noise"] * ortho)
 
 
 def test_ladder_failure_raises_with_table_unless_degraded_allowed(

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hai_edge.bundle import Modality
+from hai_edge.distill.students import BlockSpec, StudentPreset
 from hai_edge.runtime.frontends import (
     AudioFrontendSpec,
     ImageFrontendSpec,
@@ -21,6 +23,19 @@ from hai_edge.teachers import TeacherInfo
 SR = 16000
 AUDIO_SPEC = AudioFrontendSpec(sample_rate=SR, window_s=1.0, hop_s=0.9, n_mels=32)
 IMAGE_SPEC = ImageFrontendSpec(height=32, width=32)
+
+# tiny student presets, registered by the tests that distil (the real ones: test_students.py)
+TINY = {
+    "t-audio": StudentPreset(
+        name="t-audio", modality=Modality.AUDIO, stem=8, stem_stride=2,
+        blocks=(BlockSpec(2, 16, 1, 2), BlockSpec(2, 24, 1, 2)), last=32, dim=16, relu6=False,
+        frontend=AudioFrontendSpec(sample_rate=SR, window_s=2.0, hop_s=1.8, n_mels=32),
+        description="test"),
+    "t-image": StudentPreset(
+        name="t-image", modality=Modality.IMAGE, stem=8, stem_stride=2,
+        blocks=(BlockSpec(2, 16, 1, 2), BlockSpec(2, 24, 1, 2)), last=32, dim=24, relu6=True,
+        frontend=IMAGE_SPEC, description="test"),
+}
 
 
 class ConvTeacher:

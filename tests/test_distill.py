@@ -16,7 +16,6 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
-from hai_edge.bundle import Modality  # noqa: E402
 from hai_edge.cli import main  # noqa: E402
 from hai_edge.errors import HaiEdgeError  # noqa: E402
 from hai_edge.distill import run as distill_mod  # noqa: E402
@@ -25,30 +24,16 @@ from hai_edge.corpus import load_corpus  # noqa: E402
 from hai_edge.distill.run import DistillConfig, distill, load_run, student_inputs  # noqa: E402
 from hai_edge.distill.data import load_media, row_media  # noqa: E402
 from hai_edge.distill.store import EmbeddingStore  # noqa: E402
-from hai_edge.distill.students import BlockSpec, StudentPreset  # noqa: E402
 from hai_edge.distill.teacher_embed import embed_corpus  # noqa: E402
 from hai_edge.runtime.frontends import AudioFrontendSpec, prepare_audio  # noqa: E402
 from tests._distill_fixtures import (  # noqa: E402
     AUDIO_SPEC,
     IMAGE_SPEC,
-    SR,
+    TINY,
     ConvTeacher,
     audio_corpus,
     image_corpus,
 )
-
-TINY = {
-    "t-audio": StudentPreset(
-        name="t-audio", modality=Modality.AUDIO, stem=8, stem_stride=2,
-        blocks=(BlockSpec(2, 16, 1, 2), BlockSpec(2, 24, 1, 2)), last=32, dim=16, relu6=False,
-        frontend=AudioFrontendSpec(sample_rate=SR, window_s=2.0, hop_s=1.8, n_mels=32),
-        description="test"),
-    "t-image": StudentPreset(
-        name="t-image", modality=Modality.IMAGE, stem=8, stem_stride=2,
-        blocks=(BlockSpec(2, 16, 1, 2), BlockSpec(2, 24, 1, 2)), last=32, dim=24, relu6=True,
-        frontend=IMAGE_SPEC, description="test"),
-}
-
 
 @pytest.fixture(scope="module", autouse=True)
 def _tiny_presets():

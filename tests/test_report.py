@@ -29,8 +29,7 @@ from hai_edge.corpus import load_corpus  # noqa: E402
 from hai_edge.distill.store import EmbeddingStore  # noqa: E402
 from hai_edge.distill.teacher_embed import embed_corpus  # noqa: E402
 
-from ._distill_fixtures import ConvTeacher, write_csv  # noqa: E402
-from .test_distill import TINY  # noqa: E402
+from ._distill_fixtures import TINY, ConvTeacher, write_csv  # noqa: E402
 
 SECTION_IDS = ("summary", "provenance", "fidelity", "probe", "label-efficiency", "subgroups",
                "speed", "method")

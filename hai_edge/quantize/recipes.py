@@ -126,7 +126,7 @@ def quantize_with_ladder(
     (work_dir / "ranges").mkdir(parents=True, exist_ok=True)
     attempts: list[Attempt] = []
     artifacts: list[QuantizedArtifact | None] = []
-    outputs: list[np.ndarray | None] = []  # held-out outputs per attempt, kept for the caller
+    outputs: dict[int, np.ndarray] = {}  # attempt index -> its held-out outputs (for the caller)
 
     started = time.perf_counter()
 
@@ -137,7 +137,6 @@ def quantize_with_ladder(
                                     error=f"skipped: ladder time budget ({config.ladder_budget_s:.0f} s) "
                                           "used up"))
             artifacts.append(None)
-            outputs.append(None)
             return
         out = work_dir / f"attempt{len(attempts)}-{recipe.value}"
         shutil.rmtree(out, ignore_errors=True)
@@ -147,8 +146,7 @@ def quantize_with_ladder(
             else:
                 art = backend.quantize(fp32_path, out, basename, calib, cfg, exclude=layers,
                                        cache_dir=work_dir / "ranges")
-            y = evaluate(art, heldout)
-            outputs.append(y)
+            y = outputs[len(attempts)] = evaluate(art, heldout)
             rep = compare(reference, y, threshold=thresholds.min_mean_cosine, centre=centre,
                           reference_name="fp32", candidate_name=f"{fmt.value}-int8",
                           centred_threshold=thresholds.min_centred_cosine)
@@ -163,8 +161,6 @@ def quantize_with_ladder(
             attempts.append(Attempt(recipe, cfg.calibration, layers, 0, None,
                                     time.perf_counter() - t0, error=f"{type(exc).__name__}: {msg}"))
             artifacts.append(None)
-            if len(outputs) < len(attempts):
-                outputs.append(None)
 
     def best(own: bool = False) -> int | None:  # own: among the format's own quantizations
         scored = [(a.report.mean_cosine, i) for i, a in enumerate(attempts) if a.report is not None
@@ -213,8 +209,7 @@ def quantize_with_ladder(
     art = artifacts[chosen]  # type: ignore[index]
     assert art is not None and attempts[chosen].report is not None  # type: ignore[index]
     return LadderResult(art, attempts[chosen].report, attempts, chosen,  # type: ignore[index,arg-type]
-                        degraded=not passed,
-                        heldout_outputs=outputs[chosen])  # type: ignore[index]
+                        degraded=not passed, heldout_outputs=outputs.get(chosen))
 
 
 def _rank_layers(backend: Any, art: QuantizedArtifact, calib: CalibrationSource,

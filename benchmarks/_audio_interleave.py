@@ -59,7 +59,7 @@ def interleaved(bundle, blocks: int = 20, calls: int = 25, n_windows: int = 8) -
     spec = bundle.manifest.preprocessing
     x = recording_windows(spec, n_windows)
     grid = list(range(n_windows))
-    shared = n_windows * spec.n_frames - _frames_computed(spec, n_windows)
+    shared = (n_windows - 1) * spec.shared_frames[0]  # each window after the first reuses these
     fft_in = np.zeros((n_windows * spec.n_frames - shared, spec.n_fft))
     fft_out = np.empty((fft_in.shape[0], spec.n_fft // 2 + 1), np.complex128)
     ids = [m.id for m in bundle.manifest.models if m.precision.value == "int8"]
@@ -69,9 +69,7 @@ def interleaved(bundle, blocks: int = 20, calls: int = 25, n_windows: int = 8) -
             embedders[mid] = Embedder(bundle, model_id=mid, threads=1)
         except Exception as exc:  # an engine that is not installed: leave that model out
             print(f"[audio] {mid}: not timed ({type(exc).__name__}: {exc})", flush=True)
-    fe_times: list[float] = []
-    fft_times: list[float] = []
-    model_times: dict[str, list[float]] = {mid: [] for mid in embedders}
+    times: dict[str, list[float]] = {"frontend": [], "fft": [], **{mid: [] for mid in embedders}}
     try:
         with one_blas_thread():
             feats = window_features(x, spec, grid=grid)
@@ -85,30 +83,20 @@ def interleaved(bundle, blocks: int = 20, calls: int = 25, n_windows: int = 8) -
                     fn()
             for block in range(blocks):
                 for name, fn in (steps if block % 2 == 0 else steps[::-1]):
-                    ms = _block_ms(fn, calls, n_windows)
-                    {"frontend": fe_times, "fft": fft_times}.get(name, model_times.get(name)
-                                                                  ).append(ms)
+                    times[name].append(_block_ms(fn, calls, n_windows))
     finally:
         engines = {mid: emb.backend_name for mid, emb in embedders.items()}
         for emb in embedders.values():
             emb.close()
+    fe_times, fft_times = times.pop("frontend"), times.pop("fft")
     models = {mid: {"engine": engines[mid], "ms": _spread(t),
                     "ratio": _spread([f / m for f, m in zip(fe_times, t)])}
-              for mid, t in model_times.items()}
+              for mid, t in times.items()}
     return {"blocks": blocks, "calls_per_block": calls, "windows_per_call": n_windows,
             "frames_per_call": fft_in.shape[0], "frames_shared_per_call": shared,
             "frontend_ms": _spread(fe_times), "fft_ms": _spread(fft_times),
             "fft_share_of_frontend": _spread([f / t for f, t in zip(fft_times, fe_times)]),
             "models": models}
-
-
-def _frames_computed(spec, n_windows: int) -> int:  # noqa: ANN001
-    """Frames the front end transforms for ``n_windows`` consecutive windows of a recording: a
-    window after its grid neighbour reuses the frames wholly inside both (``window_features``)."""
-    step, rem = divmod(spec.hop_samples, spec.hop_length)
-    inside = min(spec.n_frames, (spec.window_samples - spec.win_length) // spec.hop_length + 1)
-    shared = max(0, inside - step) if not rem and spec.clip_normalization.value == "none" else 0
-    return n_windows * spec.n_frames - (n_windows - 1) * shared
 
 
 def report(res: dict) -> list[str]:

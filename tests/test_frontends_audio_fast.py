@@ -167,6 +167,7 @@ def test_grid_neighbours_take_the_frames_they_share_from_each_other() -> None:
     """At a 2 s window and 1.8 s hop, frames 0-17 of a window are frames 180-197 of the window
     before it on the grid: with ``grid`` they are copied, not recomputed (shown by windows that
     do *not* overlap in content), and only between grid neighbours."""
+    assert STUDENT.shared_frames == (18, 180)
     rng = np.random.default_rng(5)
     x = (0.1 * rng.standard_normal((4, STUDENT.window_samples))).astype(np.float32)
     alone = window_features(x, STUDENT)
@@ -205,6 +206,7 @@ def test_grid_must_match_the_windows_and_clip_normalisation_shares_nothing() -> 
     with pytest.raises(ValueError, match="grid has 2 positions for 3 windows"):
         window_features(x, STUDENT, grid=[0, 1])
     peak = dataclasses.replace(STUDENT, clip_normalization=ClipNormalization.PEAK)
+    assert peak.shared_frames == (0, 0) and SPECS["odd_hop"].shared_frames == (0, 0)
     x[1, :3200] = 0.9  # window 1 differs where it would overlap window 0
     np.testing.assert_array_equal(window_features(x, peak, grid=[0, 1, 2]),
                                   window_features(x, peak))

@@ -129,6 +129,24 @@ class AudioFrontendSpec:
     def n_frames(self) -> int:
         return -(-self.window_samples // self.hop_length)
 
+    @property
+    def shared_frames(self) -> tuple[int, int]:
+        """``(count, step)``: frames a window shares with the window ``hop_samples`` before it.
+
+        When ``hop_samples`` is a whole number of frame hops (``step`` frames), frame ``f`` of a
+        window is frame ``f + step`` of the one before, for every frame wholly inside both (the
+        last frames of a window run past its end and are zero-padded, so they are its own).
+        ``(0, 0)`` when there is nothing to share: clip normalisation (it rescales each window on
+        its own), or hops that do not line up.
+        """
+        step, rem = divmod(self.hop_samples, self.hop_length)
+        inside = min(self.n_frames,
+                     max(0, (self.window_samples - self.win_length) // self.hop_length + 1))
+        if self.clip_normalization is not ClipNormalization.NONE or rem or step <= 0 \
+                or inside <= step:
+            return 0, 0
+        return inside - step, step
+
     def input_shape(self) -> tuple[int, ...]:
         """Shape of one window's model input (without the batch dimension)."""
         if self.features is AudioFeatures.WAVEFORM:

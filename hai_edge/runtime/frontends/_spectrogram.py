@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from hai_edge.bundle.frontend import AudioFrontendSpec, ClipNormalization
+from hai_edge.bundle.frontend import AudioFrontendSpec
 
 __all__ = ["mel_filterbank", "mel_power_into"]
 
@@ -133,23 +133,10 @@ def _scratch(n_frames: int, n_fft: int, win_length: int
 
 def _shared_frames(spec: AudioFrontendSpec, grid: Sequence[int] | None, n_windows: int
                    ) -> tuple[int, int]:
-    """``(count, step)``: each window after a grid neighbour reuses ``count`` of its frames.
-
-    Windows ``S = hop_samples`` apart on a recording share their samples where they overlap.
-    When ``S`` is a whole number of frame hops (``step = S / hop_length`` frames), frame ``f`` of
-    a window is frame ``f + step`` of the window before it, for every frame wholly inside both
-    (the last frames of a window run past its end and are zero-padded, so they are its own).
-    ``(0, 0)`` when there is nothing to share: no grid, clip normalisation (it rescales each
-    window on its own), or hops that do not line up.
-    """
-    if grid is None or n_windows < 2 or spec.clip_normalization is not ClipNormalization.NONE:
+    """``spec.shared_frames`` when the windows come with their grid, else ``(0, 0)``."""
+    if grid is None or n_windows < 2:
         return 0, 0
-    step, rem = divmod(spec.hop_samples, spec.hop_length)
-    inside = min(spec.n_frames,
-                 max(0, (spec.window_samples - spec.win_length) // spec.hop_length + 1))
-    if rem or step <= 0 or inside <= step:
-        return 0, 0
-    return inside - step, step
+    return spec.shared_frames
 
 
 @dataclasses.dataclass(frozen=True)

@@ -200,7 +200,12 @@ def test_derm_scores_inside_the_band_get_no_verdict(tmp_path: Path, capsys) -> N
 
 # ------------------------------------------------------------------------ golden verdicts
 def test_golden_verdict_flips_are_between_definite_verdicts() -> None:
+    from hai_edge.runtime.heads import verdict_flips
     from hai_edge.runtime.verify import _head_diff
+
+    a, b = [0.8, 0.8, 0.72, 0.5, 0.2], [0.2, 0.72, 0.2, 0.9, 0.69]
+    assert verdict_flips(a, b, 0.7, 0.05).tolist() == [True, False, False, True, False]
+    assert verdict_flips(a, b, 0.7).tolist() == [True, False, True, True, False]
 
     def head(band: float) -> Head:  # p = z on [0, 1]: the embedding is the score
         return Head("h", np.ones(1), 0.0, np.zeros(1), np.ones(1), threshold=0.5,

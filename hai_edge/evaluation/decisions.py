@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from hai_edge.runtime.heads import verdict_codes  # re-exported: the gates' callers use it
+# re-exported: the gates' callers use them
+from hai_edge.runtime.heads import verdict_codes, verdict_flips
 
 __all__ = [
     "DecisionThresholds",
@@ -26,6 +27,7 @@ __all__ = [
     "ece",
     "sensitivity_at_specificity",
     "verdict_codes",
+    "verdict_flips",
 ]
 
 
@@ -118,7 +120,7 @@ def compare_decisions(reference: np.ndarray, candidate: np.ndarray, threshold: f
         "borderline": round(float(borderline), 6),
         "max_abs_diff": round(float(diff.max(initial=0.0)), 6),
         "mean_abs_diff": round(float(diff.mean()) if diff.size else 0.0, 6),
-        "flips": int(np.sum(v_ref * v_cand < 0)),
+        "flips": int(np.sum(v_ref * v_cand < 0)),  # verdict_flips, on the codes already made
         "borderline_changes": int(np.sum((v_ref != v_cand) & (v_ref * v_cand == 0))),
         "borderline_reference": int(np.sum(v_ref == 0)) if borderline > 0 else 0,
     }

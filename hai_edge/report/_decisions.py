@@ -18,7 +18,7 @@ from hai_edge.evaluation.decisions import (
     compare_decisions,
     ece,
     sensitivity_at_specificity,
-    verdict_codes,
+    verdict_flips,
 )
 from hai_edge.report._collect import STUDENT, TEACHER
 from hai_edge.report._format import esc as _e
@@ -114,10 +114,8 @@ def head_decisions(bundle: Any, embeddings: Mapping[str, np.ndarray], row_items:
                     if ref is not None and name != ref:
                         d["max_abs_diff"] = round(float(np.max(np.abs(s[mask] - scores[ref][mask]),
                                                                initial=0.0)), 4)
-                        d["flips"] = int(np.sum(
-                            verdict_codes(s[mask], head.threshold, head.borderline)
-                            * verdict_codes(scores[ref][mask], head.threshold, head.borderline)
-                            < 0))
+                        d["flips"] = int(np.sum(verdict_flips(s[mask], scores[ref][mask],
+                                                              head.threshold, head.borderline)))
                     sub["embedders"][name] = d
                 row["subgroups"].append(sub)
         out.append(row)

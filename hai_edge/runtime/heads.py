@@ -52,6 +52,7 @@ __all__ = [
     "load_head_file",
     "load_heads",
     "verdict_codes",
+    "verdict_flips",
     "verdict_for",
 ]
 
@@ -85,6 +86,12 @@ def verdict_codes(scores: Any, threshold: float, borderline: float = 0.0) -> np.
     (two verdicts flip when their codes' product is negative) all read it."""
     s = np.asarray(scores, dtype=np.float64)
     return np.where(s >= threshold + borderline, 1, np.where(s < threshold - borderline, -1, 0))
+
+
+def verdict_flips(a: Any, b: Any, threshold: float, borderline: float = 0.0) -> np.ndarray:
+    """Per row, whether scores ``a`` and ``b`` get opposite definite verdicts (one positive, the
+    other negative); moving into or out of the borderline band is no flip."""
+    return verdict_codes(a, threshold, borderline) * verdict_codes(b, threshold, borderline) < 0
 
 
 _VERDICT_OF_CODE = {1: Verdict.POSITIVE, -1: Verdict.NEGATIVE, 0: Verdict.BORDERLINE}

@@ -261,7 +261,7 @@ def _head_diff(heads: list[tuple[Any, Mapping[str, Any]]], model_id: str, out: n
     (a moved score, or a definite verdict that turned into the other one although the expected
     score is clear of the threshold by more than the tolerance; a score that moves into or out
     of the head's borderline band is no flip)."""
-    from hai_edge.runtime.heads import verdict_codes
+    from hai_edge.runtime.heads import verdict_flips
 
     worst, tol_used, notes = None, None, []
     for head, sec in heads:
@@ -275,8 +275,7 @@ def _head_diff(heads: list[tuple[Any, Mapping[str, Any]]], model_id: str, out: n
         worst = diff if worst is None else max(worst, diff)
         tol_used = tol if tol_used is None else min(tol_used, tol)
         clear = np.abs(exp - head.threshold) > tol
-        codes = [verdict_codes(v, head.threshold, head.borderline) for v in (got, exp)]
-        flipped = int(np.sum(clear & (codes[0] * codes[1] < 0)))
+        flipped = int(np.sum(clear & verdict_flips(got, exp, head.threshold, head.borderline)))
         if diff > tol:
             notes.append(f"head {head.name}: score moved by {diff:.3g} (tol {tol:.3g})")
         if flipped:

@@ -144,10 +144,10 @@ def score_agreement(scores: Mapping[str, np.ndarray], threshold: float,
     names = list(scores)
     diffs = {f"{a}~{b}": float(np.max(np.abs(scores[a] - scores[b])))
              for a, b in itertools.combinations(names, 2)}
-    v = np.stack([verdict_codes(scores[n], threshold, borderline) for n in names]) if names \
-        else np.zeros((0, 0))
-    flips = int(np.sum((v.max(axis=0) > 0) & (v.min(axis=0) < 0))) if names else 0
-    changed = int(np.sum(v.max(axis=0) != v.min(axis=0))) if names else 0
+    codes = [verdict_codes(scores[n], threshold, borderline) for n in names]
+    hi, lo = (np.max(codes, axis=0), np.min(codes, axis=0)) if codes else (np.zeros(0),) * 2
+    flips = int(np.sum((hi > 0) & (lo < 0)))
+    changed = int(np.sum(hi != lo))
     return {"max_abs_diff": round(max(diffs.values(), default=0.0), 6),
             "pairs": {k: round(v, 6) for k, v in diffs.items()}, "flips": flips,
             "borderline_changes": changed - flips, "borderline": borderline,

@@ -73,7 +73,7 @@ class LadderResult:
     attempts: list[Attempt]
     chosen: int  # index into attempts
     degraded: bool
-    heldout_outputs: np.ndarray | None = None  # the chosen model's outputs on the held-out inputs
+    heldout_outputs: np.ndarray  # the chosen model's outputs on the held-out inputs
 
     def table(self) -> list[dict[str, Any]]:
         return [a.row() for a in self.attempts]
@@ -209,7 +209,7 @@ def quantize_with_ladder(
     art = artifacts[chosen]  # type: ignore[index]
     assert art is not None and attempts[chosen].report is not None  # type: ignore[index]
     return LadderResult(art, attempts[chosen].report, attempts, chosen,  # type: ignore[index,arg-type]
-                        degraded=not passed, heldout_outputs=outputs.get(chosen))
+                        degraded=not passed, heldout_outputs=outputs[chosen])
 
 
 def _rank_layers(backend: Any, art: QuantizedArtifact, calib: CalibrationSource,

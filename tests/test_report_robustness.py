@@ -67,6 +67,8 @@ def test_report_without_stress_has_no_section(tmp_path: Path) -> None:
     assert main(["report", "derm-demo", "-o", str(html), "-q"]) == 0
     page = html.read_text()
     assert 'id="robustness"' not in page and "#robustness" not in page
+    links = re.findall(r'<a href="#([a-z-]+)">', page)  # every link of the nav has its section
+    assert links and all(f'<section id="{sid}">' in page for sid in links)
     assert "robustness" not in json.loads(html.with_suffix(".json").read_text())
 
 

@@ -407,14 +407,15 @@ def render_html(rep: Mapping[str, Any], figs: Mapping[str, str]) -> str:
     sub = (f"Teacher {_e(t.get('id', '?'))} → student {_e(s.get('preset', '?'))}"
            + (f" · bundle {_e(b.get('name'))}" if b else "")
            + f" · {_e(rep.get('modality'))}")
-    nav = "".join(f'<a href="#{sid}">{_e(name)}</a>' for sid, name in SECTIONS
-                  if sid != "robustness" or rep.get("robustness"))
-    body = "".join((
-        f"<header><h1>{_e(rep.get('title'))}</h1><p class=\"sub\">{sub}</p>{warn}"
-        f"<nav>{nav}</nav></header>",
+    sections = "".join((
         _summary(rep, figs), _provenance(rep), _fidelity(rep, figs), _probe(rep, figs),
         head_decisions_html(rep), _label_eff(rep, figs), _subgroups(rep, figs),
         robustness_html(rep, figs), _speed(rep, figs), _method(rep)))
+    # links only to the sections this report has (head decisions and robustness are optional)
+    nav = "".join(f'<a href="#{sid}">{_e(name)}</a>' for sid, name in SECTIONS
+                  if f'<section id="{sid}">' in sections)
+    body = (f"<header><h1>{_e(rep.get('title'))}</h1><p class=\"sub\">{sub}</p>{warn}"
+            f"<nav>{nav}</nav></header>" + sections)
     csp = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f'<meta http-equiv="Content-Security-Policy" content="{csp}">'

@@ -3,7 +3,6 @@ photo corpora with subject ids, labels and subgroups."""
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from hai_edge.runtime.frontends import (
     window_features,
 )
 from hai_edge.teachers import TeacherInfo
+from tests._csv_files import write_csv
 
 SR = 16000
 AUDIO_SPEC = AudioFrontendSpec(sample_rate=SR, window_s=1.0, hop_s=0.9, n_mels=32)
@@ -74,14 +74,6 @@ class ConvTeacher:
 
     def close(self) -> None:
         pass
-
-
-def write_csv(path: Path, rows: list[dict]) -> Path:
-    with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    return path
 
 
 def audio_corpus(root: Path) -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 from pathlib import Path
@@ -22,6 +21,7 @@ from hai_edge.runtime.heads import (
     load_heads,
 )
 
+from ._csv_files import write_csv
 from ._onnx_models import make_onnx_bundle
 
 SR = 16000
@@ -183,10 +183,7 @@ def probe_data(tmp_path_factory) -> dict[str, Path]:
         sf.write(root / name, _recording(label, rng), SR)
         rows.append({"path": name, "covid": "pos" if label else "neg", "patient": f"p{i // 4}",
                      "sex": "F" if i % 3 else "M"})
-    with open(root / "labels.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(root / "labels.csv", rows)
     before = _tree_digest(bundle)
     rc = main(["probe", "train", "--bundle", str(bundle), "--data", str(root / "labels.csv"),
                "--label", "covid", "--positive", "pos", "--group", "patient",

@@ -3,7 +3,6 @@ generated labelled CSV, a couple of shifts; the JSON has every figure with CIs."
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 pytest.importorskip("scipy")
 
 from hai_edge.cli import main  # noqa: E402
+from tests._csv_files import write_csv  # noqa: E402
 
 
 def _audio_corpus(root: Path, n: int = 10) -> Path:
@@ -29,7 +29,7 @@ def _audio_corpus(root: Path, n: int = 10) -> Path:
         name = f"c{i}.wav"
         sf.write(root / name, x.astype(np.float32), 16000)
         rows.append({"path": name, "patient_id": f"p{i // 2}", "sick": str(i % 2)})
-    return _write_csv(root, rows)
+    return write_csv(root / "meta.csv", rows)
 
 
 def _image_corpus(root: Path, n: int = 8) -> Path:
@@ -45,16 +45,7 @@ def _image_corpus(root: Path, n: int = 8) -> Path:
         name = f"p{i}.png"
         Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(root / name)
         rows.append({"path": name, "patient_id": f"q{i}", "dx": "MEL" if i % 2 else "NEV"})
-    return _write_csv(root, rows)
-
-
-def _write_csv(root: Path, rows: list[dict]) -> Path:
-    out = root / "meta.csv"
-    with open(out, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    return out
+    return write_csv(root / "meta.csv", rows)
 
 
 def test_stress_audio_with_teacher(tmp_path: Path) -> None:
